@@ -1,0 +1,1 @@
+//! stage-01-asm-fibers (being written).

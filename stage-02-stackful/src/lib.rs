@@ -1,0 +1,1 @@
+//! stage-02-stackful (being written).

@@ -1,0 +1,1 @@
+//! stage-03-epoll (being written).

@@ -1,0 +1,1 @@
+//! stage-04-futures (being written).

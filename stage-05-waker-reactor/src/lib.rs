@@ -1,0 +1,1 @@
+//! stage-05-waker-reactor (being written).

@@ -1,0 +1,1 @@
+//! stage-06-mapreduce (being written).
