@@ -1,0 +1,37 @@
+//! The part of a fiber that only assembly can do: switching stacks.
+//!
+//! Each supported architecture has a file with the same three items:
+//!
+//! - `switch(arg, load_sp, save_sp) -> usize`: save this side's callee-saved
+//!   state on its stack, store the stack pointer, load the other side's,
+//!   restore its state and return `arg` there;
+//! - `init_stack(frame_top, entry, data, top)`: lay out a fresh context that
+//!   `switch` can load, so a new fiber starts in `entry(arg, data, top)`;
+//! - `SAVED_CONTEXT`: the names of the words a suspended context holds, from
+//!   the saved stack pointer upwards (the `show_stack` example prints them).
+//!
+//! Everything else about fibers is portable Rust in `fiber.rs`.
+
+/// A saved stack pointer: where a suspended context's registers are stored.
+pub type StackPointer = *mut u8;
+
+/// The first Rust code a fiber runs: `entry(arg, data, top)` where `arg` is
+/// the first message, `data` whatever `init_stack` was given, and `top` the
+/// top of the fiber's stack. It must never return.
+pub type EntryFn = unsafe extern "C" fn(arg: usize, data: *mut u8, top: *mut u8) -> !;
+
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+#[cfg(target_arch = "x86_64")]
+pub use x86_64::*;
+
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+#[cfg(target_arch = "aarch64")]
+pub use aarch64::*;
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+compile_error!(
+    "stage-01-asm-fibers has a context switch for x86_64 and aarch64 only: \
+     add src/arch/<your arch>.rs following those two files"
+);

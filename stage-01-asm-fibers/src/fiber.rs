@@ -1,0 +1,357 @@
+//! A fiber: a closure running on its own stack, which can suspend itself in
+//! the middle of any call and be resumed later exactly where it stopped.
+//!
+//! Two sides take turns on one OS thread:
+//!
+//! ```text
+//!   resumer (any stack)                      fiber (its own Stack)
+//!   ───────────────────                      ─────────────────────
+//!   fiber.resume(input) ──── switch ────▶   f(&suspender, input)  starts
+//!                                               ...
+//!          ◀──────────────── switch ────    suspender.suspend(y)
+//!   gets FiberResult::Yield(y)
+//!   fiber.resume(input2) ─── switch ────▶   suspend returns input2
+//!                                               ...
+//!          ◀──────────────── switch ────    f returns r (caught at the root)
+//!   gets FiberResult::Return(r)
+//! ```
+//!
+//! Each side finds the other through a 16-byte *link header* at the top of
+//! the fiber's stack, so neither needs to know where the other's Rust
+//! values live (the `Fiber` may move between resumes):
+//!
+//! ```text
+//!   top-8   fiber's saved stack pointer    (written when the fiber suspends;
+//!                                           null once the fiber has finished)
+//!   top-16  resumer's saved stack pointer  (written when the fiber is resumed)
+//! ```
+//!
+//! Values cross the switch as a pointer to an `Option<T>` on the sender's
+//! stack: the receiver `take`s it at once, while the sender is still
+//! suspended inside `switch` and its stack cannot change.
+
+use std::any::Any;
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::panic::{self, AssertUnwindSafe};
+use std::ptr;
+
+use crate::arch::{self, StackPointer};
+use crate::overflow;
+use crate::stack::Stack;
+
+/// What `resume` hands back: the fiber either suspended with a value or
+/// finished with its closure's result.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FiberResult<Yield, Return> {
+    /// The fiber called `suspend(value)` and can be resumed again.
+    Yield(Yield),
+    /// The fiber's closure returned; resuming it again is an error.
+    Return(Return),
+}
+
+/// The resumer's messages to the fiber.
+enum Command<Input> {
+    /// Carry on, and here is the value `suspend` (or the closure) receives.
+    Resume(Input),
+    /// The fiber is being dropped: unwind its stack, dropping its locals.
+    Unwind,
+}
+
+/// How a fiber ended, sent once by its root function.
+enum Ending<Return> {
+    Returned(Return),
+    Panicked(Box<dyn Any + Send>),
+    Unwound,
+}
+
+/// The panic payload used to unwind a fiber that is being dropped. It is
+/// raised with `resume_unwind`, so the panic hook does not print it.
+struct ForcedUnwind;
+
+/// Size of the link header at the top of every fiber stack.
+const LINK_HEADER: usize = 16;
+
+fn fiber_sp_slot(top: *mut u8) -> *mut StackPointer {
+    top.wrapping_sub(8).cast()
+}
+
+fn resumer_sp_slot(top: *mut u8) -> *mut StackPointer {
+    top.wrapping_sub(16).cast()
+}
+
+/// Takes the value a message pointer points to.
+///
+/// # Safety
+/// `message` must come from a `switch` whose sender passed a pointer to a
+/// live `Option<T>` of exactly this `T`.
+unsafe fn take_message<T>(message: usize) -> T {
+    // SAFETY: guaranteed by the caller.
+    let slot = unsafe { &mut *(message as *mut Option<T>) };
+    slot.take().expect("a fiber message is taken exactly once")
+}
+
+/// A closure running on its own stack. `Input` is what each `resume` passes
+/// in, `Yield` what each `suspend` passes out, `Return` the closure's result.
+pub struct Fiber<Input = (), Yield = (), Return = ()> {
+    stack: Stack,
+    finished: bool,
+    /// A fiber is tied to the thread that runs it (its stack may hold
+    /// thread-local references, Rc, ...): the raw pointer makes it !Send.
+    _marker: PhantomData<(*mut (), fn(Input) -> (Yield, Return))>,
+}
+
+impl<Input, Yield, Return> fmt::Debug for Fiber<Input, Yield, Return> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fiber")
+            .field("stack", &self.stack)
+            .field("finished", &self.finished)
+            .finish()
+    }
+}
+
+impl<Input, Yield, Return> Fiber<Input, Yield, Return> {
+    /// Creates a fiber that will run `f` on a new stack of
+    /// `Stack::DEFAULT_SIZE` bytes. Nothing runs until the first `resume`,
+    /// whose input becomes `f`'s second argument.
+    pub fn new<F>(f: F) -> io::Result<Self>
+    where
+        F: FnOnce(&Suspender<Input, Yield>, Input) -> Return + 'static,
+    {
+        Ok(Self::with_stack(Stack::new(Stack::DEFAULT_SIZE)?, f))
+    }
+
+    // ANCHOR: with_stack
+    /// Creates a fiber that will run `f` on `stack` (for example one taken
+    /// from a pool; get it back with `into_stack`).
+    pub fn with_stack<F>(stack: Stack, f: F) -> Self
+    where
+        F: FnOnce(&Suspender<Input, Yield>, Input) -> Return + 'static,
+    {
+        overflow::install_handler();
+        let top = stack.top();
+        let closure = Box::into_raw(Box::new(f)).cast::<u8>();
+        // SAFETY: the stack is ours and unused; the header and the initial
+        // frame fit in its first page, which every stack has.
+        unsafe {
+            let frame_top = top.sub(LINK_HEADER);
+            let initial_sp = arch::init_stack(
+                frame_top,
+                fiber_root::<F, Input, Yield, Return>,
+                closure,
+                top,
+            );
+            fiber_sp_slot(top).write(initial_sp);
+            resumer_sp_slot(top).write(ptr::null_mut());
+        }
+        Fiber {
+            stack,
+            finished: false,
+            _marker: PhantomData,
+        }
+    }
+    // ANCHOR_END: with_stack
+
+    // ANCHOR: resume
+    /// Runs the fiber until it suspends or finishes.
+    ///
+    /// If the fiber panics, the panic is raised again here, in the resumer.
+    ///
+    /// # Panics
+    /// When the fiber has already finished (returned or panicked).
+    pub fn resume(&mut self, input: Input) -> FiberResult<Yield, Return> {
+        assert!(!self.finished, "resumed a fiber that has already finished");
+        match self.switch_in(Command::Resume(input)) {
+            Ok(value) => FiberResult::Yield(value),
+            Err(Ending::Returned(value)) => FiberResult::Return(value),
+            Err(Ending::Panicked(payload)) => panic::resume_unwind(payload),
+            Err(Ending::Unwound) => unreachable!("a fiber unwinds only when asked to"),
+        }
+    }
+
+    /// Switches into the fiber with `command` and comes back with either a
+    /// suspended value (`Ok`) or how the fiber ended (`Err`).
+    fn switch_in(&mut self, command: Command<Input>) -> Result<Yield, Ending<Return>> {
+        let top = self.stack.top();
+        let mut message = Some(command);
+        let outer_guard = overflow::enter_stack(self.stack.guard());
+        // SAFETY: the fiber is not finished, so its saved stack pointer is
+        // either the fresh frame or the context saved by its last suspend,
+        // on a stack we own; `message` lives until the fiber has taken it.
+        let reply = unsafe {
+            arch::switch(
+                &raw mut message as usize,
+                fiber_sp_slot(top).read(),
+                resumer_sp_slot(top),
+            )
+        };
+        overflow::leave_stack(outer_guard);
+        // SAFETY: the fiber's root clears the fiber's saved stack pointer
+        // before it sends its ending; otherwise the message is a yield.
+        unsafe {
+            if fiber_sp_slot(top).read().is_null() {
+                self.finished = true;
+                Err(take_message::<Ending<Return>>(reply))
+            } else {
+                Ok(take_message::<Yield>(reply))
+            }
+        }
+    }
+    // ANCHOR_END: resume
+
+    /// Whether the fiber has returned or panicked.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// The fiber's stack, for inspection (the `show_stack` example).
+    pub fn stack(&self) -> &Stack {
+        &self.stack
+    }
+
+    /// Where the fiber's registers are saved while it is suspended (or not
+    /// yet started); `None` once it has finished.
+    pub fn saved_stack_pointer(&self) -> Option<*const u8> {
+        // SAFETY: the header lies in our own stack's first page.
+        let sp = unsafe { fiber_sp_slot(self.stack.top()).read() };
+        (!self.finished && !sp.is_null()).then_some(sp.cast_const())
+    }
+
+    /// Ends the fiber (unwinding it if it is suspended) and gives its stack
+    /// back for reuse.
+    pub fn into_stack(self) -> Stack {
+        let mut this = ManuallyDrop::new(self);
+        this.unwind();
+        // SAFETY: `this` is never used or dropped again, so the stack is
+        // moved out exactly once.
+        unsafe { ptr::read(&this.stack) }
+    }
+
+    // ANCHOR: unwind
+    /// Drops everything the fiber's stack owns: a fiber that never started
+    /// drops its closure, a suspended one unwinds from its `suspend` call up
+    /// to its root, running every destructor on the way.
+    fn unwind(&mut self) {
+        while !self.finished {
+            match self.switch_in(Command::Unwind) {
+                // The fiber caught the unwind and suspended again: every
+                // suspend during an unwind raises it anew, so keep asking.
+                Ok(value) => drop(value),
+                Err(Ending::Panicked(payload)) if !std::thread::panicking() => {
+                    panic::resume_unwind(payload)
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    // ANCHOR_END: unwind
+}
+
+impl<Input, Yield, Return> Drop for Fiber<Input, Yield, Return> {
+    fn drop(&mut self) {
+        self.unwind();
+    }
+}
+
+// ANCHOR: root
+/// The bottom frame of every fiber: runs the closure, catches whatever
+/// panic comes out of it, and sends the ending to the resumer. A panic must
+/// never unwind past this point: above it there is only `trampoline`, which
+/// has no unwind information, and then the end of the stack.
+///
+/// # Safety
+/// Called only by `trampoline`, with the message of the first resume, the
+/// closure boxed by `with_stack`, and the top of the fiber's stack.
+unsafe extern "C" fn fiber_root<F, Input, Yield, Return>(
+    first: usize,
+    closure: *mut u8,
+    top: *mut u8,
+) -> !
+where
+    F: FnOnce(&Suspender<Input, Yield>, Input) -> Return,
+{
+    // SAFETY: `with_stack` boxed an F; the first message is a Command<Input>.
+    let (closure, command) = unsafe {
+        (
+            Box::from_raw(closure.cast::<F>()),
+            take_message::<Command<Input>>(first),
+        )
+    };
+    let ending = match command {
+        Command::Resume(input) => {
+            let suspender = Suspender {
+                top,
+                _marker: PhantomData,
+            };
+            match panic::catch_unwind(AssertUnwindSafe(|| closure(&suspender, input))) {
+                Ok(value) => Ending::Returned(value),
+                Err(payload) if payload.is::<ForcedUnwind>() => Ending::Unwound,
+                Err(payload) => Ending::Panicked(payload),
+            }
+        }
+        Command::Unwind => {
+            drop(closure);
+            Ending::Unwound
+        }
+    };
+    let mut message = Some(ending);
+    let mut never_resumed: StackPointer = ptr::null_mut();
+    // SAFETY: everything this frame owned has been moved into `message`,
+    // which the resumer takes at once. The null fiber stack pointer tells it
+    // that this message is an ending; the resumer's context was saved by the
+    // switch that brought us here.
+    unsafe {
+        fiber_sp_slot(top).write(ptr::null_mut());
+        arch::switch(
+            &raw mut message as usize,
+            resumer_sp_slot(top).read(),
+            &raw mut never_resumed,
+        );
+    }
+    unreachable!("a finished fiber is never resumed")
+}
+// ANCHOR_END: root
+
+/// The fiber's side of the link: passed to the fiber's closure, it lets the
+/// fiber suspend from any call depth.
+pub struct Suspender<Input, Yield> {
+    top: *mut u8,
+    _marker: PhantomData<fn(Yield) -> Input>,
+}
+
+impl<Input, Yield> fmt::Debug for Suspender<Input, Yield> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Suspender")
+            .field("stack_top", &self.top)
+            .finish()
+    }
+}
+
+impl<Input, Yield> Suspender<Input, Yield> {
+    // ANCHOR: suspend
+    /// Hands `value` to the resumer and sleeps until the next `resume`,
+    /// whose input is returned.
+    ///
+    /// If the fiber is dropped instead of resumed, this call does not
+    /// return: it unwinds the fiber's stack so its locals are dropped.
+    pub fn suspend(&self, value: Yield) -> Input {
+        let mut message = Some(value);
+        // SAFETY: we run on the fiber's stack, so the resumer is suspended
+        // inside `switch_in` and its saved stack pointer is in the header.
+        let reply = unsafe {
+            arch::switch(
+                &raw mut message as usize,
+                resumer_sp_slot(self.top).read(),
+                fiber_sp_slot(self.top),
+            )
+        };
+        // SAFETY: the resumer always sends a Command<Input>.
+        match unsafe { take_message::<Command<Input>>(reply) } {
+            Command::Resume(input) => input,
+            Command::Unwind => panic::resume_unwind(Box::new(ForcedUnwind)),
+        }
+    }
+    // ANCHOR_END: suspend
+}
