@@ -4,12 +4,23 @@
 //! of its own. A *stackless* coroutine keeps only the values that live across
 //! a suspension point, in a value laid out as a state machine. In Rust that
 //! value is a [`Future`](std::future::Future): the compiler writes the state
-//! machine for an `async fn`, and this crate writes a few by hand to show
+//! machine for an `async fn`, and this crate writes several by hand to show
 //! what that means.
 //!
 //! Map of modules (one concept each):
 //!
+//! * [`coroutine`]: one coroutine written twice, as an `async fn` and as a
+//!   hand-written `enum` state machine; their sizes compared.
+//! * [`pinning`]: a self-referential future made sound with `Pin` and
+//!   `PhantomPinned`, with its pin projection written by hand.
+//! * [`combinators`]: `join_all` and `select`, by hand.
 //! * [`reactor`]: the small `Reactor` trait leaf futures talk to, and the
 //!   thread-local *current reactor*. Stage 05 implements it over mio.
+//! * [`testing`]: a counting waker and a recording fake reactor, for driving
+//!   futures by hand in tests.
 
+pub mod combinators;
+pub mod coroutine;
+pub mod pinning;
 pub mod reactor;
+pub mod testing;

@@ -1,0 +1,29 @@
+//! Print how big the coroutine's state machines are.
+//!
+//! `cargo run -p stage-04-futures --example sizes`
+
+use stackless::coroutine::sizes;
+
+fn main() {
+    let sizes = sizes();
+    println!(
+        "lookup_then_fetch (async fn)      {:>5} bytes",
+        sizes.async_fn
+    );
+    println!(
+        "LookupThenFetch (hand-written)    {:>5} bytes",
+        sizes.hand_written
+    );
+    println!(
+        "  fields of its largest variant   {:>5} bytes",
+        sizes.largest_variant_fields
+    );
+    println!(
+        "1 KiB buffer dead at the await    {:>5} bytes",
+        sizes.buffer_dead_at_await
+    );
+    println!(
+        "1 KiB buffer live across it       {:>5} bytes",
+        sizes.buffer_live_at_await
+    );
+}
