@@ -1,0 +1,142 @@
+//! The delay server as later stages use it: started in-process, many
+//! requests in flight at once, bad input answered with 400, stopped on drop.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use netpoll::delayserver::{self, DelayServer, parse_response};
+
+/// Fewer under qemu-user, which is 5-20x slower.
+const CONCURRENT: usize = if cfg!(target_arch = "aarch64") {
+    50
+} else {
+    200
+};
+
+fn send_raw(server: &DelayServer, request: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(server.addr()).expect("connect");
+    stream.write_all(request).expect("write request");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read response");
+    raw
+}
+
+#[test]
+fn answers_the_message_no_earlier_than_the_delay() {
+    let server = DelayServer::start().expect("start");
+    let started = Instant::now();
+    let reply =
+        delayserver::fetch(server.addr(), &delayserver::path(150, "hello world")).expect("fetch");
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, b"hello world");
+}
+
+#[test]
+fn the_response_says_connection_close_and_has_the_right_length() {
+    let server = DelayServer::start().expect("start");
+    let raw = send_raw(&server, b"GET /0/abc HTTP/1.1\r\nHost: x\r\n\r\n");
+    let text = String::from_utf8(raw).expect("utf-8");
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.contains("Connection: close\r\n"), "{text}");
+    assert!(text.contains("Content-Length: 3\r\n"), "{text}");
+    assert!(text.ends_with("\r\n\r\nabc"), "{text}");
+}
+
+#[test]
+fn a_short_delay_sent_later_overtakes_a_long_one_sent_first() {
+    // Only a server that waits on many requests at once can do this.
+    let server = DelayServer::start().expect("start");
+    let addr = server.addr();
+    let slow = thread::spawn(move || {
+        let reply = delayserver::fetch(addr, &delayserver::path(1500, "slow")).expect("slow");
+        (Instant::now(), reply.body)
+    });
+    thread::sleep(Duration::from_millis(50));
+    let fast = delayserver::fetch(addr, &delayserver::path(10, "fast")).expect("fast");
+    let fast_done = Instant::now();
+    let (slow_done, slow_body) = slow.join().expect("slow thread");
+    assert_eq!(fast.body, b"fast");
+    assert_eq!(slow_body, b"slow");
+    assert!(fast_done < slow_done);
+}
+
+#[test]
+fn many_concurrent_requests_all_get_their_own_message() {
+    let server = DelayServer::start().expect("start");
+    // Open every connection and send every request before reading any reply.
+    let mut streams = Vec::new();
+    for i in 0..CONCURRENT {
+        let mut stream = TcpStream::connect(server.addr()).expect("connect");
+        let path = delayserver::path(100 + (i % 7) as u64 * 10, &format!("msg {i}"));
+        write!(stream, "GET {path} HTTP/1.1\r\n\r\n").expect("write");
+        streams.push(stream);
+    }
+    for (i, mut stream) in streams.into_iter().enumerate() {
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).expect("read");
+        let reply = parse_response(&raw).expect("a response");
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.body, format!("msg {i}").as_bytes());
+    }
+}
+
+#[test]
+fn bad_requests_get_400_and_the_server_keeps_serving() {
+    let server = DelayServer::start().expect("start");
+    let too_big = format!("GET /1/x HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(20_000));
+    for request in [
+        &b"POST /1/x HTTP/1.1\r\n\r\n"[..],
+        b"GET /soon/x HTTP/1.1\r\n\r\n",
+        b"GET /1/%zz HTTP/1.1\r\n\r\n",
+        b"GET /99999999/x HTTP/1.1\r\n\r\n",
+        b"\x00\xff\xfe garbage\r\n\r\n",
+        too_big.as_bytes(),
+    ] {
+        let reply = parse_response(&send_raw(&server, request)).expect("a response");
+        assert_eq!(reply.status, 400, "{:?}", String::from_utf8_lossy(request));
+    }
+    let reply = delayserver::fetch(server.addr(), "/0/still%20here").expect("fetch");
+    assert_eq!(
+        (reply.status, reply.body.as_slice()),
+        (200, &b"still here"[..])
+    );
+}
+
+#[test]
+fn clients_that_leave_early_do_not_disturb_the_others() {
+    let server = DelayServer::start().expect("start");
+    // One leaves before sending anything, one half-way through the head,
+    // one while its response is pending.
+    drop(TcpStream::connect(server.addr()).expect("connect"));
+    let mut partial = TcpStream::connect(server.addr()).expect("connect");
+    partial.write_all(b"GET /1").expect("write");
+    drop(partial);
+    let mut waiting = TcpStream::connect(server.addr()).expect("connect");
+    waiting
+        .write_all(b"GET /50/x HTTP/1.1\r\n\r\n")
+        .expect("write");
+    waiting.shutdown(Shutdown::Both).expect("shutdown");
+    drop(waiting);
+    thread::sleep(Duration::from_millis(100));
+    let reply = delayserver::fetch(server.addr(), "/0/ok").expect("fetch");
+    assert_eq!(reply.body, b"ok");
+}
+
+#[test]
+fn dropping_the_server_stops_it_promptly_even_with_requests_pending() {
+    let server = DelayServer::start().expect("start");
+    let addr = server.addr();
+    let mut pending = TcpStream::connect(addr).expect("connect");
+    pending
+        .write_all(b"GET /60000/never HTTP/1.1\r\n\r\n")
+        .expect("write");
+    thread::sleep(Duration::from_millis(50));
+    server.shutdown().expect("clean shutdown");
+    // The pending connection was closed, not answered.
+    let mut rest = Vec::new();
+    let _ = pending.read_to_end(&mut rest);
+    assert!(rest.is_empty());
+}
