@@ -16,11 +16,26 @@
 //! * [`combinators`]: `join_all` and `select`, by hand.
 //! * [`reactor`]: the small `Reactor` trait leaf futures talk to, and the
 //!   thread-local *current reactor*. Stage 05 implements it over mio.
+//! * [`timer`], [`net`]: leaf futures (a timer; TCP connect, read, write)
+//!   that try, and on "not yet" register with the current reactor.
+//! * [`http`]: an HTTP GET against stage 03's delay server, as an `async fn`
+//!   over the leaf futures.
+//! * [`naive`]: a deliberately naive executor: a reactor over stage 03's
+//!   `netpoll::Poll`, and `block_on_all`, which polls every future whenever
+//!   anything happens.
+//! * [`count`], [`workload`]: the experiment, reusable by stage 05: count
+//!   the polls of N concurrent delayed requests, on any executor.
 //! * [`testing`]: a counting waker and a recording fake reactor, for driving
 //!   futures by hand in tests.
 
 pub mod combinators;
 pub mod coroutine;
+pub mod count;
+pub mod http;
+pub mod naive;
+pub mod net;
 pub mod pinning;
 pub mod reactor;
 pub mod testing;
+pub mod timer;
+pub mod workload;

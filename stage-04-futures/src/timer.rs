@@ -1,0 +1,116 @@
+//! A timer leaf future: [`sleep`] and [`sleep_until`].
+//!
+//! The poll phase looks at the clock. If the deadline has passed, the timer
+//! is `Ready`. Otherwise it asks the current reactor to wake it at the
+//! deadline and returns `Pending`; the reactor's wait phase uses the earliest
+//! deadline as its timeout, and its wake phase wakes every due timer.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use crate::reactor;
+
+// ANCHOR: sleep
+/// Future of [`sleep`]: ready at or after its deadline.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct Sleep {
+    deadline: Instant,
+    /// The waker the reactor holds for us, so that being polled again with
+    /// the same waker (a spurious poll) does not register a second timer.
+    registered: Option<Waker>,
+}
+
+/// Ready once `duration` has passed (counted from this call).
+pub fn sleep(duration: Duration) -> Sleep {
+    // A duration too long to add means "practically never".
+    let now = Instant::now();
+    sleep_until(
+        now.checked_add(duration)
+            .unwrap_or(now + Duration::from_secs(86_400 * 365)),
+    )
+}
+
+/// Ready at or after `deadline`.
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep {
+        deadline,
+        registered: None,
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // Poll phase: is it time?
+        if Instant::now() >= self.deadline {
+            return Poll::Ready(());
+        }
+        // Not yet: have the reactor wake us at the deadline (unless it already
+        // holds a waker that wakes the same task). A timer wake comes only at
+        // or after the deadline, so a registration is never used up early.
+        let waker = cx.waker();
+        if !self
+            .registered
+            .as_ref()
+            .is_some_and(|held| held.will_wake(waker))
+        {
+            let deadline = self.deadline;
+            reactor::with_current(|reactor| reactor.wake_at(deadline, waker));
+            self.registered = Some(waker.clone());
+        }
+        Poll::Pending
+    }
+}
+// ANCHOR_END: sleep
+
+impl Sleep {
+    /// When this timer is due.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reactor::set_current;
+    use crate::testing::{CountingWaker, ReactorCall, RecordingReactor, poll_once};
+    use std::rc::Rc;
+
+    #[test]
+    fn a_due_timer_is_ready_without_asking_the_reactor() {
+        let (_, waker) = CountingWaker::new();
+        let mut timer = sleep_until(Instant::now());
+        // No reactor installed: reaching it would panic.
+        assert_eq!(poll_once(Pin::new(&mut timer), &waker), Poll::Ready(()));
+    }
+
+    #[test]
+    fn a_pending_timer_asks_the_reactor_once_per_waker() {
+        let reactor = Rc::new(RecordingReactor::default());
+        let _guard = set_current(reactor.clone());
+        let (counter, waker) = CountingWaker::new();
+        let deadline = Instant::now() + Duration::from_secs(3600);
+        let mut timer = sleep_until(deadline);
+        assert!(poll_once(Pin::new(&mut timer), &waker).is_pending());
+        assert!(poll_once(Pin::new(&mut timer), &waker).is_pending()); // spurious poll
+        assert_eq!(reactor.calls(), [ReactorCall::WakeAt(deadline)]);
+        // Polled by another task's waker: that one must be registered too.
+        let (_, other) = CountingWaker::new();
+        assert!(poll_once(Pin::new(&mut timer), &other).is_pending());
+        assert_eq!(reactor.calls().len(), 2);
+        // The reactor's wake reaches the first waker.
+        assert_eq!(reactor.wake_all(), 2);
+        assert_eq!(counter.wakes(), 1);
+    }
+
+    #[test]
+    fn a_huge_duration_does_not_overflow() {
+        let timer = sleep(Duration::MAX);
+        assert!(timer.deadline() > Instant::now());
+    }
+}

@@ -1,0 +1,212 @@
+//! The stage's experiment, reusable: N concurrent delayed HTTP requests, each
+//! wrapped in [`CountPolls`], run by whatever executor the caller likes.
+//!
+//! Stage 04 runs it on the naive executor (`examples/naive_requests.rs`);
+//! stage 05 runs the *same* futures on its runtime and prints how far the
+//! polls per completed future fall once wakers are real:
+//!
+//! ```no_run
+//! # fn main() -> std::io::Result<()> {
+//! use std::time::Duration;
+//! use netpoll::delayserver::DelayServer;
+//! use stackless::workload::{self, DelayedRequests};
+//!
+//! let server = DelayServer::start()?;
+//! let plan = DelayedRequests { count: 100, max_delay: Duration::from_millis(500) };
+//! let report = workload::run(server.addr(), plan, |requests| {
+//!     // Any executor: here stage 04's naive one.
+//!     let (outputs, _stats) = stackless::naive::block_on_all(requests)?;
+//!     Ok(outputs)
+//! })?;
+//! println!("{report}");
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::Duration;
+
+use crate::count::{CountPolls, Counted};
+use crate::http::{self, Response};
+
+/// One request of the workload: a boxed, `Send` HTTP GET, so that every
+/// executor (stage 05's multi-threaded one included) can run it.
+pub type Request = CountPolls<Pin<Box<dyn Future<Output = io::Result<Response>> + Send>>>;
+
+/// What [`run`] expects back from the executor: each request's output and
+/// poll count, in the order the requests were handed over.
+pub type Outputs = Vec<Counted<io::Result<Response>>>;
+
+/// The plan: `count` requests; request `i` (from 0) asks the delay server to
+/// wait `max_delay * (i + 1) / count`, so the answers arrive spread over
+/// time, one after another, as real traffic does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DelayedRequests {
+    /// How many requests are in flight at once.
+    pub count: usize,
+    /// The delay of the slowest request.
+    pub max_delay: Duration,
+}
+
+impl DelayedRequests {
+    /// The delay request `index` asks for.
+    pub fn delay_of(&self, index: usize) -> Duration {
+        let count = self.count.max(1) as u32;
+        self.max_delay * (index as u32 + 1) / count
+    }
+
+    /// The message request `index` sends and expects back.
+    pub fn message_of(index: usize) -> String {
+        format!("request-{index}")
+    }
+
+    /// The futures, ready to be run by any executor.
+    pub fn requests(&self, addr: SocketAddr) -> Vec<Request> {
+        (0..self.count)
+            .map(|index| {
+                let path = http::path(
+                    self.delay_of(index).as_millis() as u64,
+                    &Self::message_of(index),
+                );
+                let get: Pin<Box<dyn Future<Output = _> + Send>> =
+                    Box::pin(async move { http::get(addr, &path).await });
+                CountPolls::new(get)
+            })
+            .collect()
+    }
+}
+
+/// The result of a run: polls per completed request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PollReport {
+    /// The polls each request took, in request order.
+    pub polls: Vec<u64>,
+}
+
+impl PollReport {
+    /// Requests completed.
+    pub fn completed(&self) -> usize {
+        self.polls.len()
+    }
+    /// Polls over all requests.
+    pub fn total(&self) -> u64 {
+        self.polls.iter().sum()
+    }
+    /// Average polls per completed request.
+    pub fn mean(&self) -> f64 {
+        if self.polls.is_empty() {
+            0.0
+        } else {
+            self.total() as f64 / self.polls.len() as f64
+        }
+    }
+    /// Fewest and most polls any request took.
+    pub fn min_max(&self) -> (u64, u64) {
+        let min = self.polls.iter().copied().min().unwrap_or(0);
+        let max = self.polls.iter().copied().max().unwrap_or(0);
+        (min, max)
+    }
+}
+
+impl fmt::Display for PollReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (min, max) = self.min_max();
+        write!(
+            f,
+            "{} requests completed, {} polls: {:.1} polls per completed future (min {min}, max {max})",
+            self.completed(),
+            self.total(),
+            self.mean(),
+        )
+    }
+}
+
+/// Check the outputs of a run against `plan`: every request succeeded with
+/// its own message, in order. Returns the poll counts.
+pub fn check(plan: DelayedRequests, outputs: Outputs) -> io::Result<PollReport> {
+    if outputs.len() != plan.count {
+        return Err(io::Error::other(format!(
+            "{} outputs for {} requests",
+            outputs.len(),
+            plan.count
+        )));
+    }
+    let mut polls = Vec::with_capacity(outputs.len());
+    for (index, Counted { output, polls: n }) in outputs.into_iter().enumerate() {
+        let response = output?;
+        let expected = DelayedRequests::message_of(index);
+        if response.status != 200 || response.body != expected.as_bytes() {
+            return Err(io::Error::other(format!(
+                "request {index}: got {} {:?}, expected 200 {expected:?}",
+                response.status,
+                String::from_utf8_lossy(&response.body)
+            )));
+        }
+        polls.push(n);
+    }
+    Ok(PollReport { polls })
+}
+
+// ANCHOR: run
+/// Build the requests of `plan` against the delay server at `addr`, hand
+/// them to `execute` (which runs them all concurrently, however it likes,
+/// and returns their outputs in the same order), check the answers and
+/// report the polls.
+pub fn run(
+    addr: SocketAddr,
+    plan: DelayedRequests,
+    execute: impl FnOnce(Vec<Request>) -> io::Result<Outputs>,
+) -> io::Result<PollReport> {
+    let outputs = execute(plan.requests(addr))?;
+    check(plan, outputs)
+}
+// ANCHOR_END: run
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_are_spread_up_to_the_maximum() {
+        let plan = DelayedRequests {
+            count: 4,
+            max_delay: Duration::from_millis(400),
+        };
+        let delays: Vec<_> = (0..4).map(|i| plan.delay_of(i).as_millis()).collect();
+        assert_eq!(delays, [100, 200, 300, 400]);
+    }
+
+    #[test]
+    fn requests_are_send() {
+        fn assert_send<T: Send>() {}
+        assert_send::<Request>();
+    }
+
+    #[test]
+    fn check_rejects_a_wrong_body_and_a_missing_output() {
+        let plan = DelayedRequests {
+            count: 1,
+            max_delay: Duration::ZERO,
+        };
+        let wrong = vec![Counted {
+            output: Ok(Response {
+                status: 200,
+                body: b"request-7".to_vec(),
+            }),
+            polls: 1,
+        }];
+        assert!(check(plan, wrong).is_err());
+        assert!(check(plan, Vec::new()).is_err());
+        let right = vec![Counted {
+            output: Ok(Response {
+                status: 200,
+                body: b"request-0".to_vec(),
+            }),
+            polls: 3,
+        }];
+        assert_eq!(check(plan, right).expect("matches").polls, [3]);
+    }
+}
