@@ -1,0 +1,217 @@
+//! An unbounded multi-producer, single-consumer channel for green threads.
+//!
+//! `send` never blocks (the queue grows); `recv` parks the receiving green
+//! thread while the queue is empty, and returns an error once it is empty
+//! *and* every `Sender` is gone, so a consumer loop ends by itself.
+//!
+//! ```text
+//!   Sender ─┐                         ┌──────── Receiver::recv
+//!   Sender ─┼─ push_back ─> [ v1 v2 v3 ] ─ pop_front
+//!   Sender ─┘   │                     ^ empty? record `waiting = current()`, park()
+//!               └─ unpark(waiting) ───┘
+//! ```
+//!
+//! All green threads of a runtime share one OS thread, so the channel needs
+//! no atomics or locks: `Rc` and `RefCell` suffice, and the types are not
+//! `Send`. Between "the queue is empty" and `park()` no other green thread
+//! can run, and `unpark` leaves a token anyway, so no wake-up is lost.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::rc::Rc;
+
+use crate::GreenId;
+
+struct Shared<T> {
+    queue: RefCell<VecDeque<T>>,
+    senders: Cell<usize>,
+    receiver_alive: Cell<bool>,
+    /// The receiver, while it is parked in `recv`.
+    waiting: Cell<Option<GreenId>>,
+}
+
+impl<T> Shared<T> {
+    fn wake_receiver(&self) {
+        if let Some(id) = self.waiting.take() {
+            crate::unpark(id);
+        }
+    }
+}
+
+/// Creates a channel; clone the [`Sender`] for more producers.
+pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
+    let shared = Rc::new(Shared {
+        queue: RefCell::new(VecDeque::new()),
+        senders: Cell::new(1),
+        receiver_alive: Cell::new(true),
+        waiting: Cell::new(None),
+    });
+    (
+        Sender {
+            shared: shared.clone(),
+        },
+        Receiver { shared },
+    )
+}
+
+/// The sending half. Cloneable.
+pub struct Sender<T> {
+    shared: Rc<Shared<T>>,
+}
+
+/// The receiving half.
+pub struct Receiver<T> {
+    shared: Rc<Shared<T>>,
+}
+
+/// The receiver is gone; the value comes back.
+#[derive(PartialEq, Eq)]
+pub struct SendError<T>(pub T);
+
+/// Every sender is gone and the queue is empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecvError;
+
+/// Why `try_recv` returned nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TryRecvError {
+    /// Nothing queued, but a sender may still send.
+    Empty,
+    /// Nothing queued and every sender is gone.
+    Disconnected,
+}
+
+impl<T> Sender<T> {
+    /// Queues `value` and wakes the receiver if it waits. Never blocks.
+    pub fn send(&self, value: T) -> Result<(), SendError<T>> {
+        if !self.shared.receiver_alive.get() {
+            return Err(SendError(value));
+        }
+        self.shared.queue.borrow_mut().push_back(value);
+        self.shared.wake_receiver();
+        Ok(())
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.shared.senders.set(self.shared.senders.get() + 1);
+        Sender {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        let left = self.shared.senders.get() - 1;
+        self.shared.senders.set(left);
+        if left == 0 {
+            // The receiver must see the disconnection.
+            self.shared.wake_receiver();
+        }
+    }
+}
+
+impl<T> Receiver<T> {
+    // ANCHOR: recv
+    /// Takes the next value, parking the green thread while the queue is
+    /// empty. `Err(RecvError)` once the queue is empty and every sender is
+    /// gone. Panics if it must wait outside a green thread.
+    pub fn recv(&self) -> Result<T, RecvError> {
+        loop {
+            match self.try_recv() {
+                Ok(value) => return Ok(value),
+                Err(TryRecvError::Disconnected) => return Err(RecvError),
+                Err(TryRecvError::Empty) => {
+                    self.shared.waiting.set(Some(crate::current()));
+                    crate::park();
+                }
+            }
+        }
+    }
+    // ANCHOR_END: recv
+
+    /// Takes the next value if there is one, without blocking.
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        match self.shared.queue.borrow_mut().pop_front() {
+            Some(value) => Ok(value),
+            None if self.shared.senders.get() == 0 => Err(TryRecvError::Disconnected),
+            None => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// An iterator of received values that ends when every sender is gone.
+    pub fn iter(&self) -> Iter<'_, T> {
+        Iter { receiver: self }
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        self.shared.receiver_alive.set(false);
+        // Values no one will receive are dropped now, not when the last
+        // sender goes.
+        let unreceived = std::mem::take(&mut *self.shared.queue.borrow_mut());
+        drop(unreceived);
+    }
+}
+
+/// Iterator over [`Receiver::recv`] results, until disconnection.
+#[derive(Debug)]
+pub struct Iter<'a, T> {
+    receiver: &'a Receiver<T>,
+}
+
+impl<T> Iterator for Iter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.receiver.recv().ok()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Receiver<T> {
+    type Item = T;
+    type IntoIter = Iter<'a, T>;
+    fn into_iter(self) -> Iter<'a, T> {
+        self.iter()
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender")
+            .field("queued", &self.shared.queue.borrow().len())
+            .finish()
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver")
+            .field("queued", &self.shared.queue.borrow().len())
+            .finish()
+    }
+}
+
+impl<T> fmt::Debug for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SendError(..)")
+    }
+}
+
+impl<T> fmt::Display for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("sending on a channel whose receiver is gone")
+    }
+}
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("receiving on an empty channel whose senders are all gone")
+    }
+}
+
+impl<T> std::error::Error for SendError<T> {}
+impl std::error::Error for RecvError {}

@@ -1,0 +1,119 @@
+//! The green-thread channel: parking receive, disconnection, pipelines.
+
+use green::{RecvError, Runtime, TryRecvError, channel, spawn};
+
+const ROUNDS: u32 = if cfg!(target_arch = "aarch64") {
+    200
+} else {
+    2_000
+};
+
+#[test]
+fn ping_pong_between_two_green_threads() {
+    let last = Runtime::new()
+        .block_on(|| {
+            let (ping_tx, ping_rx) = channel::<u32>();
+            let (pong_tx, pong_rx) = channel::<u32>();
+            let ponger = spawn(move || {
+                for n in &ping_rx {
+                    pong_tx.send(n + 1).unwrap();
+                }
+            });
+            let mut n = 0;
+            for _ in 0..ROUNDS {
+                ping_tx.send(n).unwrap();
+                n = pong_rx.recv().unwrap();
+            }
+            drop(ping_tx);
+            ponger.join().unwrap();
+            n
+        })
+        .unwrap();
+    assert_eq!(last, ROUNDS);
+}
+
+#[test]
+fn a_multi_stage_pipeline_delivers_every_value_in_order() {
+    let out = Runtime::new()
+        .block_on(|| {
+            let (source_tx, mut rx) = channel::<u64>();
+            // Four stages, each adds one and passes the value on.
+            for _ in 0..4 {
+                let (tx, next_rx) = channel();
+                spawn(move || {
+                    for v in &rx {
+                        tx.send(v + 1).unwrap();
+                    }
+                });
+                rx = next_rx;
+            }
+            spawn(move || {
+                for v in 0..100 {
+                    source_tx.send(v).unwrap();
+                }
+            });
+            rx.iter().collect::<Vec<_>>()
+        })
+        .unwrap();
+    assert_eq!(out, (4..104).collect::<Vec<_>>());
+}
+
+#[test]
+fn many_producers_one_consumer_receives_everything() {
+    let total = Runtime::new()
+        .block_on(|| {
+            let (tx, rx) = channel();
+            for p in 0..10u64 {
+                let tx = tx.clone();
+                spawn(move || {
+                    for i in 0..10 {
+                        tx.send(p * 10 + i).unwrap();
+                        green::yield_now();
+                    }
+                });
+            }
+            drop(tx);
+            rx.iter().sum::<u64>()
+        })
+        .unwrap();
+    assert_eq!(total, (0..100).sum());
+}
+
+#[test]
+fn recv_fails_once_the_queue_is_empty_and_every_sender_is_gone() {
+    Runtime::new()
+        .block_on(|| {
+            let (tx, rx) = channel();
+            let tx2 = tx.clone();
+            tx.send(1).unwrap();
+            drop(tx);
+            assert_eq!(rx.try_recv(), Ok(1));
+            assert_eq!(rx.try_recv(), Err(TryRecvError::Empty), "tx2 still lives");
+            spawn(move || {
+                tx2.send(2).unwrap();
+            });
+            assert_eq!(rx.recv(), Ok(2), "parks until the value arrives");
+            assert_eq!(
+                rx.recv(),
+                Err(RecvError),
+                "parks until the last sender is gone"
+            );
+            assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+        })
+        .unwrap();
+}
+
+#[test]
+fn send_returns_the_value_when_the_receiver_is_gone() {
+    let (tx, rx) = channel();
+    drop(rx);
+    let error = tx.send(String::from("lost")).unwrap_err();
+    assert_eq!(error.0, "lost");
+}
+
+#[test]
+fn a_channel_can_be_used_without_blocking_outside_a_runtime() {
+    let (tx, rx) = channel();
+    tx.send(5).unwrap();
+    assert_eq!(rx.recv(), Ok(5), "a value is there: no need to park");
+}

@@ -1,0 +1,110 @@
+//! Nothing leaks: every stack comes back, every value is dropped.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use green::{Runtime, channel, park, spawn, yield_now};
+
+/// Counts its drops.
+struct Counted(Rc<Cell<usize>>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+#[test]
+fn every_stack_returns_to_the_pool_and_is_reused() {
+    let mut rt = Runtime::builder().stack_size(32 * 1024).build();
+    rt.block_on(|| {
+        for _ in 0..5 {
+            let batch: Vec<_> = (0..20).map(|i| spawn(move || i)).collect();
+            for handle in batch {
+                handle.join().unwrap();
+            }
+        }
+    })
+    .unwrap();
+    let stats = rt.stack_stats();
+    assert_eq!(stats.in_use, 0);
+    assert!(
+        stats.created <= 21,
+        "stacks were reused, not mapped afresh: {stats:?}"
+    );
+    assert_eq!(stats.idle, stats.created - stats.released);
+}
+
+#[test]
+fn threads_still_alive_when_main_returns_are_cancelled_and_drop_their_locals() {
+    let drops = Rc::new(Cell::new(0));
+    let d = drops.clone();
+    let mut rt = Runtime::new();
+    let (parked, yielding, never_started) = rt
+        .block_on(move || {
+            // Parked forever on a channel.
+            let (tx, rx) = channel::<()>();
+            let local = Counted(d.clone());
+            let parked = spawn(move || {
+                let _local = local;
+                let _ = rx.recv();
+            });
+            // Busy yielding forever.
+            let local = Counted(d.clone());
+            let yielding = spawn(move || {
+                let _local = local;
+                loop {
+                    yield_now();
+                }
+            });
+            yield_now(); // both have started
+            // Spawned but never run: its closure is dropped unrun.
+            let local = Counted(d.clone());
+            let never_started = spawn(move || drop(local));
+            std::mem::forget(tx); // keep the parked thread parked
+            (parked, yielding, never_started)
+        })
+        .unwrap();
+    assert_eq!(drops.get(), 3, "every local was dropped");
+    assert!(parked.join().unwrap_err().is_cancelled());
+    assert!(yielding.join().unwrap_err().is_cancelled());
+    assert!(never_started.join().unwrap_err().is_cancelled());
+    assert_eq!(rt.stack_stats().in_use, 0);
+}
+
+#[test]
+fn the_values_of_detached_threads_and_unreceived_messages_are_dropped() {
+    let drops = Rc::new(Cell::new(0));
+    let d = drops.clone();
+    Runtime::new()
+        .block_on(move || {
+            let d2 = d.clone();
+            drop(spawn(move || Counted(d2))); // detached: result never joined
+            let (tx, rx) = channel();
+            tx.send(Counted(d.clone())).unwrap();
+            tx.send(Counted(d.clone())).unwrap();
+            drop(rx); // two messages no one will receive
+            yield_now(); // let the detached thread finish
+        })
+        .unwrap();
+    assert_eq!(drops.get(), 3);
+}
+
+#[test]
+fn a_deadlock_still_cleans_up_every_thread() {
+    let drops = Rc::new(Cell::new(0));
+    let d = drops.clone();
+    let mut rt = Runtime::new();
+    let result = rt.block_on(move || {
+        let _main_local = Counted(d.clone());
+        let local = Counted(d);
+        spawn(move || {
+            let _local = local;
+            park();
+        });
+        park();
+    });
+    assert!(result.is_err());
+    assert_eq!(drops.get(), 2);
+    assert_eq!(rt.stack_stats().in_use, 0);
+}

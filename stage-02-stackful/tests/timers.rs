@@ -1,0 +1,121 @@
+//! Sleep, the timer queue, and the park/unpark primitive.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use green::{Runtime, current, park, park_timeout, sleep, spawn, unpark, yield_now};
+
+#[test]
+fn sleeps_wake_in_deadline_order_and_never_early() {
+    let started = Instant::now();
+    let woke = Rc::new(RefCell::new(Vec::new()));
+    let seen = woke.clone();
+    Runtime::new()
+        .block_on(move || {
+            let handles: Vec<_> = [40u64, 10, 30, 0, 20]
+                .into_iter()
+                .map(|ms| {
+                    let woke = woke.clone();
+                    spawn(move || {
+                        let asked = Duration::from_millis(ms);
+                        let t0 = Instant::now();
+                        sleep(asked);
+                        let slept = t0.elapsed();
+                        woke.borrow_mut().push(ms);
+                        assert!(slept >= asked, "slept {slept:?}, asked {asked:?}");
+                    })
+                })
+                .collect();
+            for handle in handles {
+                handle.join().unwrap();
+            }
+        })
+        .unwrap();
+    assert_eq!(*seen.borrow(), [0, 10, 20, 30, 40]);
+    assert!(started.elapsed() >= Duration::from_millis(40));
+}
+
+#[test]
+fn other_threads_run_while_one_sleeps() {
+    let ran_during_sleep = Runtime::new()
+        .block_on(|| {
+            let counter = Rc::new(Cell::new(0u32));
+            let c = counter.clone();
+            let busy = spawn(move || {
+                for _ in 0..5 {
+                    c.set(c.get() + 1);
+                    yield_now();
+                }
+            });
+            sleep(Duration::from_millis(5));
+            busy.join().unwrap();
+            counter.get()
+        })
+        .unwrap();
+    assert_eq!(ran_during_sleep, 5);
+}
+
+#[test]
+fn an_unpark_before_park_is_not_lost() {
+    Runtime::new()
+        .block_on(|| {
+            assert!(unpark(current()), "token left for the running thread");
+            // Returns at once by consuming the token (else: deadlock error).
+            park();
+        })
+        .unwrap();
+}
+
+#[test]
+fn unpark_wakes_a_parked_thread_and_ignores_stale_ids() {
+    Runtime::new()
+        .block_on(|| {
+            let flag = Rc::new(Cell::new(false));
+            let f = flag.clone();
+            let sleeper = spawn(move || {
+                while !f.get() {
+                    park();
+                }
+                "woken"
+            });
+            let id = sleeper.id();
+            yield_now(); // let it park
+            flag.set(true);
+            assert!(unpark(id));
+            assert_eq!(sleeper.join().unwrap(), "woken");
+            assert!(!unpark(id), "a finished thread's id is stale");
+        })
+        .unwrap();
+}
+
+#[test]
+fn park_timeout_returns_after_the_timeout_without_an_unpark() {
+    Runtime::new()
+        .block_on(|| {
+            let t0 = Instant::now();
+            park_timeout(Duration::from_millis(10));
+            assert!(t0.elapsed() >= Duration::from_millis(10));
+        })
+        .unwrap();
+}
+
+#[test]
+fn a_thread_woken_early_leaves_no_timer_that_wakes_it_again_later() {
+    // The stale timer entry must not count as "pending" forever, nor
+    // wake the thread from its next, unrelated park.
+    let result = Runtime::new().block_on(|| {
+        let me = current();
+        spawn(move || {
+            unpark(me);
+        });
+        park_timeout(Duration::from_secs(3600));
+        // Now park with nothing that can wake us: a deadlock, detected at once
+        // (not after an hour, and not a spurious wake by the stale entry).
+        park();
+    });
+    assert!(
+        matches!(result, Err(green::Error::Deadlock { parked: 1 })),
+        "{result:?}"
+    );
+}
