@@ -93,14 +93,16 @@ unsafe fn take_message<T>(message: usize) -> T {
     slot.take().expect("a fiber message is taken exactly once")
 }
 
+/// Marks a fiber's types as used and the fiber itself as `!Send` (the raw
+/// pointer): its stack may hold thread-local references, `Rc`s, ...
+type FiberMarker<Input, Yield, Return> = PhantomData<(*mut (), fn(Input) -> (Yield, Return))>;
+
 /// A closure running on its own stack. `Input` is what each `resume` passes
 /// in, `Yield` what each `suspend` passes out, `Return` the closure's result.
 pub struct Fiber<Input = (), Yield = (), Return = ()> {
     stack: Stack,
     finished: bool,
-    /// A fiber is tied to the thread that runs it (its stack may hold
-    /// thread-local references, Rc, ...): the raw pointer makes it !Send.
-    _marker: PhantomData<(*mut (), fn(Input) -> (Yield, Return))>,
+    _marker: FiberMarker<Input, Yield, Return>,
 }
 
 impl<Input, Yield, Return> fmt::Debug for Fiber<Input, Yield, Return> {
@@ -130,7 +132,7 @@ impl<Input, Yield, Return> Fiber<Input, Yield, Return> {
     where
         F: FnOnce(&Suspender<Input, Yield>, Input) -> Return + 'static,
     {
-        overflow::install_handler();
+        overflow::prepare_thread();
         let top = stack.top();
         let closure = Box::into_raw(Box::new(f)).cast::<u8>();
         // SAFETY: the stack is ours and unused; the header and the initial
@@ -161,6 +163,7 @@ impl<Input, Yield, Return> Fiber<Input, Yield, Return> {
     ///
     /// # Panics
     /// When the fiber has already finished (returned or panicked).
+    #[inline]
     pub fn resume(&mut self, input: Input) -> FiberResult<Yield, Return> {
         assert!(!self.finished, "resumed a fiber that has already finished");
         match self.switch_in(Command::Resume(input)) {
@@ -173,6 +176,7 @@ impl<Input, Yield, Return> Fiber<Input, Yield, Return> {
 
     /// Switches into the fiber with `command` and comes back with either a
     /// suspended value (`Ok`) or how the fiber ended (`Err`).
+    #[inline(always)]
     fn switch_in(&mut self, command: Command<Input>) -> Result<Yield, Ending<Return>> {
         let top = self.stack.top();
         let mut message = Some(command);
@@ -181,7 +185,7 @@ impl<Input, Yield, Return> Fiber<Input, Yield, Return> {
         // either the fresh frame or the context saved by its last suspend,
         // on a stack we own; `message` lives until the fiber has taken it.
         let reply = unsafe {
-            arch::switch(
+            arch::switch_in(
                 &raw mut message as usize,
                 fiber_sp_slot(top).read(),
                 resumer_sp_slot(top),
@@ -304,7 +308,7 @@ where
     // switch that brought us here.
     unsafe {
         fiber_sp_slot(top).write(ptr::null_mut());
-        arch::switch(
+        arch::switch_back(
             &raw mut message as usize,
             resumer_sp_slot(top).read(),
             &raw mut never_resumed,
@@ -336,12 +340,13 @@ impl<Input, Yield> Suspender<Input, Yield> {
     ///
     /// If the fiber is dropped instead of resumed, this call does not
     /// return: it unwinds the fiber's stack so its locals are dropped.
+    #[inline(always)]
     pub fn suspend(&self, value: Yield) -> Input {
         let mut message = Some(value);
         // SAFETY: we run on the fiber's stack, so the resumer is suspended
         // inside `switch_in` and its saved stack pointer is in the header.
         let reply = unsafe {
-            arch::switch(
+            arch::switch_back(
                 &raw mut message as usize,
                 resumer_sp_slot(self.top).read(),
                 fiber_sp_slot(self.top),

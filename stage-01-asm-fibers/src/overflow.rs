@@ -33,12 +33,13 @@ thread_local! {
 
 /// Marks `guard` as the guard page of the stack about to run on this thread,
 /// returning the previous one (fibers nest) for `leave_stack`.
+#[inline(always)]
 pub(crate) fn enter_stack(guard: Range<usize>) -> (usize, usize) {
-    ensure_alternate_stack();
     RUNNING_GUARD.with(|cell| cell.replace((guard.start, guard.end)))
 }
 
 /// Restores the guard page that was current before `enter_stack`.
+#[inline(always)]
 pub(crate) fn leave_stack(previous: (usize, usize)) {
     RUNNING_GUARD.with(|cell| cell.set(previous));
 }
@@ -53,8 +54,16 @@ unsafe impl Send for PreviousAction {}
 
 static PREVIOUS_ACTION: OnceLock<PreviousAction> = OnceLock::new();
 
+/// Makes overflows on this thread reportable: installs the handler (once
+/// per process) and an alternate signal stack (once per thread). Called when
+/// a fiber is created; a fiber never leaves the thread that created it.
+pub(crate) fn prepare_thread() {
+    install_handler();
+    ensure_alternate_stack();
+}
+
 /// Installs the SIGSEGV handler once per process.
-pub(crate) fn install_handler() {
+fn install_handler() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         // SAFETY: a zeroed sigaction is a valid "no handler" value; we fill

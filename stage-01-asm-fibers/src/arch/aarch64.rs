@@ -1,14 +1,15 @@
 //! The context switch for AArch64, AAPCS64 (Linux, macOS, Windows on Arm).
 //!
-//! As on x86-64 the switch is an ordinary call, `switch(arg, load_sp,
-//! save_sp)`, and keeps exactly what the procedure call standard says a
-//! callee must preserve:
+//! As on x86-64 the switch comes in two halves that look like ordinary
+//! calls, `switch_in` for the resumer and `switch_back` for the fiber, and
+//! keeps exactly what the procedure call standard says a callee must
+//! preserve:
 //!
 //! | state                        | who preserves it      |
 //! |------------------------------|-----------------------|
 //! | x19-x28                      | callee: stored here   |
 //! | x29 (frame pointer)          | callee: stored here   |
-//! | x30 (lr: our return address) | stored here, so `ret` goes back to the right side |
+//! | x30 (lr: where this side resumes) | stored here, so each side continues where it stopped |
 //! | sp                           | callee: stored in `*save_sp` |
 //! | d8-d15 (low 64 bits of v8-v15) | callee: stored here |
 //! | x0-x17, v0-v7, v16-v31, NZCV | caller (clobbered)    |
@@ -18,6 +19,11 @@
 //! `sp` must be 16-byte aligned whenever it addresses memory, so the frame
 //! is a multiple of 16 bytes and is reserved with one pre-indexed store.
 //!
+//! The resumer enters with `bl switch_in` and the fiber leaves through
+//! `switch_out`, whose `ret` matches that `bl`: the CPU's return-address
+//! predictor stays in step (see the x86-64 file for why that matters).
+//!
+// ANCHOR: suspended_frame
 //! A suspended context, as `switch` leaves it (160 bytes):
 //!
 //! ```text
@@ -35,6 +41,8 @@
 //!           +-------------------+
 //! ```
 //!
+// ANCHOR_END: suspended_frame
+// ANCHOR: fresh_frame
 //! A fresh fiber's frame has the same shape, filled by `init_stack` so that
 //! `switch` "returns" into `trampoline`:
 //!
@@ -52,12 +60,13 @@
 //!           +-------------------+
 //! ```
 
+// ANCHOR_END: fresh_frame
 use super::{EntryFn, StackPointer};
 
 /// The words of a suspended context from the saved stack pointer upwards.
 pub const SAVED_CONTEXT: &[&str] = &[
     "x29 (frame pointer)",
-    "x30 (return address)",
+    "x30 (resume address)",
     "x19",
     "x20",
     "x21",
@@ -78,56 +87,105 @@ pub const SAVED_CONTEXT: &[&str] = &[
     "d15",
 ];
 
+// ANCHOR: save_restore
+/// Stores this side's callee-saved state (x30 holds where it resumes) and
+/// its stack pointer in `*x2`; then loads the stack pointer in `x1` and the
+/// other side's state, leaving in x30 where the other side resumes.
+macro_rules! swap_stacks {
+    () => {
+        concat!(
+            // Save this side.
+            "stp x29, x30, [sp, #-160]!\n",
+            "stp x19, x20, [sp, #16]\n",
+            "stp x21, x22, [sp, #32]\n",
+            "stp x23, x24, [sp, #48]\n",
+            "stp x25, x26, [sp, #64]\n",
+            "stp x27, x28, [sp, #80]\n",
+            "stp d8, d9, [sp, #96]\n",
+            "stp d10, d11, [sp, #112]\n",
+            "stp d12, d13, [sp, #128]\n",
+            "stp d14, d15, [sp, #144]\n",
+            "mov x3, sp\n",
+            "str x3, [x2]\n",
+            // Become the other side. x0 (arg) passes through untouched.
+            "mov sp, x1\n",
+            "ldp x19, x20, [sp, #16]\n",
+            "ldp x21, x22, [sp, #32]\n",
+            "ldp x23, x24, [sp, #48]\n",
+            "ldp x25, x26, [sp, #64]\n",
+            "ldp x27, x28, [sp, #80]\n",
+            "ldp d8, d9, [sp, #96]\n",
+            "ldp d10, d11, [sp, #112]\n",
+            "ldp d12, d13, [sp, #128]\n",
+            "ldp d14, d15, [sp, #144]\n",
+            "ldp x29, x30, [sp], #160\n",
+        )
+    };
+}
+// ANCHOR_END: save_restore
+
 // ANCHOR: switch
-/// Saves the callee-saved state on the current stack, stores the stack
-/// pointer in `*save_sp`, then restores the state found at `load_sp` and
-/// returns `arg` to whoever suspended there.
+/// Resumer to fiber: stores the resumer's callee-saved state (x30 holds its
+/// return address from the `bl`), stores its stack pointer in `*save_sp`,
+/// loads the fiber's and branches to wherever the fiber stopped. Returns
+/// `arg` from the fiber's next `switch_back`.
+///
+/// It ends with `br`, not `ret`: the return-address predictor still holds
+/// our `bl`, and the fiber's `switch_back` will consume it.
 ///
 /// # Safety
-/// `load_sp` must be a stack pointer saved by `switch` (or built by
-/// `init_stack`) whose stack is still alive and not running, and `save_sp`
-/// must be valid for a write.
+/// `load_sp` must be a context saved by `switch_back` (or built by
+/// `init_stack`) on a live stack that is not running; `save_sp` must be
+/// valid for a write.
 #[unsafe(naked)]
-pub unsafe extern "C" fn switch(
+pub unsafe extern "C" fn switch_in(
     arg: usize,
     load_sp: StackPointer,
     save_sp: *mut StackPointer,
 ) -> usize {
-    // x0 = arg, x1 = load_sp, x2 = save_sp; lr = where this side resumes.
-    core::arch::naked_asm!(
-        // Save this side.
-        "stp x29, x30, [sp, #-160]!",
-        "stp x19, x20, [sp, #16]",
-        "stp x21, x22, [sp, #32]",
-        "stp x23, x24, [sp, #48]",
-        "stp x25, x26, [sp, #64]",
-        "stp x27, x28, [sp, #80]",
-        "stp d8, d9, [sp, #96]",
-        "stp d10, d11, [sp, #112]",
-        "stp d12, d13, [sp, #128]",
-        "stp d14, d15, [sp, #144]",
-        "mov x3, sp",
-        "str x3, [x2]",
-        // Become the other side.
-        "mov sp, x1",
-        "ldp x19, x20, [sp, #16]",
-        "ldp x21, x22, [sp, #32]",
-        "ldp x23, x24, [sp, #48]",
-        "ldp x25, x26, [sp, #64]",
-        "ldp x27, x28, [sp, #80]",
-        "ldp d8, d9, [sp, #96]",
-        "ldp d10, d11, [sp, #112]",
-        "ldp d12, d13, [sp, #128]",
-        "ldp d14, d15, [sp, #144]",
-        "ldp x29, x30, [sp], #160",
-        // x0 still holds `arg`: the other side's `switch` call returns it.
-        "ret",
-    )
+    // x0 = arg, x1 = load_sp, x2 = save_sp; x30 = where the resumer resumes.
+    core::arch::naked_asm!(swap_stacks!(), "br x30")
+}
+
+/// Fiber to resumer: the other half, reached only by the `b` in
+/// `switch_back`, which put the fiber's resume address in x30 by hand. It
+/// ends with the `ret` that matches the resumer's `bl switch_in`.
+#[unsafe(naked)]
+unsafe extern "C" fn switch_out() {
+    core::arch::naked_asm!(swap_stacks!(), "ret")
+}
+
+/// Suspends the running fiber: puts the address of the label after the
+/// branch in x30 as the fiber's resume address and branches into
+/// `switch_out`, without a `bl`, so the return-address predictor is left
+/// as the resumer's `bl switch_in` set it.
+///
+/// # Safety
+/// Must run on a fiber's stack; `load_sp` is the resumer's context saved by
+/// `switch_in`, and `save_sp` is valid for a write.
+#[inline(always)]
+pub unsafe fn switch_back(arg: usize, load_sp: StackPointer, save_sp: *mut StackPointer) -> usize {
+    let reply: usize;
+    // SAFETY: switch_out preserves x19-x29, sp and d8-d15 like any callee;
+    // everything else, x30 included, is declared clobbered.
+    unsafe {
+        core::arch::asm!(
+            "adr x30, 2f",
+            "b {switch_out}",
+            "2:",
+            switch_out = sym switch_out,
+            inlateout("x0") arg => reply,
+            in("x1") load_sp,
+            in("x2") save_sp,
+            clobber_abi("C"),
+        );
+    }
+    reply
 }
 // ANCHOR_END: switch
 
 // ANCHOR: trampoline
-/// Where a fresh fiber starts: `switch` "returns" here with the entry data
+/// Where a fresh fiber starts: `switch_in` branches here with the entry data
 /// in x19, the stack top in x20, the entry function in x21 and the first
 /// message already in x0. sp is 16-byte aligned.
 #[unsafe(naked)]

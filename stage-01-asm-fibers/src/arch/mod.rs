@@ -2,11 +2,12 @@
 //!
 //! Each supported architecture has a file with the same three items:
 //!
-//! - `switch(arg, load_sp, save_sp) -> usize`: save this side's callee-saved
-//!   state on its stack, store the stack pointer, load the other side's,
-//!   restore its state and return `arg` there;
+//! - `switch_in(arg, load_sp, save_sp) -> usize` (resumer to fiber) and
+//!   `switch_back(arg, load_sp, save_sp) -> usize` (fiber to resumer): save
+//!   this side's callee-saved state on its stack, store the stack pointer,
+//!   load the other side's, restore its state and continue it with `arg`;
 //! - `init_stack(frame_top, entry, data, top)`: lay out a fresh context that
-//!   `switch` can load, so a new fiber starts in `entry(arg, data, top)`;
+//!   `switch_in` can load, so a new fiber starts in `entry(arg, data, top)`;
 //! - `SAVED_CONTEXT`: the names of the words a suspended context holds, from
 //!   the saved stack pointer upwards (the `show_stack` example prints them).
 //!

@@ -1,9 +1,10 @@
 //! The context switch for x86-64, System V ABI (Linux, the BSDs, macOS).
 //!
-//! A switch is an ordinary function call as far as the compiler can tell:
-//! `switch(arg, load_sp, save_sp)`. Caller-saved registers are already
-//! considered clobbered by any call, so the switch only has to keep what the
-//! ABI says a *callee* preserves:
+//! A switch looks like an ordinary function call to the compiler:
+//! `switch_in(arg, load_sp, save_sp)` from the resumer, `switch_back(...)`
+//! from the fiber. Caller-saved registers are already considered clobbered
+//! by any call, so the switch only has to keep what the ABI says a *callee*
+//! preserves:
 //!
 //! | state                         | who preserves it       |
 //! |-------------------------------|------------------------|
@@ -14,17 +15,25 @@
 //! | rax, rcx, rdx, rsi, rdi, r8-r11, xmm0-15, flags | caller (clobbered) |
 //! | DF (direction flag)           | clear at every call and return: nothing to do |
 //!
-//! The switch pushes the callee-saved registers onto the *current* stack,
-//! stores that stack pointer through `save_sp`, loads `load_sp`, pops the
-//! other side's registers and returns into the other side. `arg` travels in
-//! rdi and comes out in rax, as the return value of the *other* side's call
-//! to `switch`.
+//! Both halves push the callee-saved registers onto the *current* stack,
+//! store that stack pointer through `save_sp`, load `load_sp`, pop the
+//! other side's registers and continue the other side. `arg` travels in rdi
+//! and comes out in rax, as the return value of the *other* side's switch.
 //!
+//! Why two halves and not one symmetric `switch`? The CPU predicts every
+//! `ret` from a small stack of addresses pushed by `call`s. A symmetric
+//! switch is `call`ed by one side and `ret`s into the other, so every
+//! switch mispredicts, and the mismatch spills into the returns after it.
+//! Here the resumer `call`s `switch_in`, which enters the fiber with a
+//! `jmp`; the fiber leaves through `switch_out`, reached by a `jmp`, whose
+//! `ret` is the one that matches the resumer's `call`.
+//!
+// ANCHOR: suspended_frame
 //! A suspended context (fiber or resumer), as `switch` leaves it:
 //!
 //! ```text
 //!           +-------------------------+
-//!   sp+56   | return address          |  pushed by the `call switch`
+//!   sp+56   | resume address          |  pushed by `call switch_in` or by `switch_back`
 //!   sp+48   | rbp                     |
 //!   sp+40   | rbx                     |
 //!   sp+32   | r12                     |
@@ -35,8 +44,10 @@
 //!           +-------------------------+
 //! ```
 //!
+// ANCHOR_END: suspended_frame
+// ANCHOR: fresh_frame
 //! A fresh fiber's stack is built by `init_stack` so that the very same pops
-//! and `ret` "return" into `trampoline`, with the entry function, its data
+//! and jump of `switch_in` land in `trampoline`, with the entry function, its data
 //! and the stack top waiting in callee-saved registers:
 //!
 //! ```text
@@ -44,7 +55,7 @@
 //!   top-8   | fiber's saved sp        |  the link header (see fiber.rs)
 //!   top-16  | resumer's saved sp      |
 //!           +-------------------------+ <- frame top: rsp after `ret` (16-aligned)
-//!   top-24  | trampoline              |  "return address" popped by `ret`
+//!   top-24  | trampoline              |  resume address: `switch_in` jumps here
 //!   top-32  | rbp = 0                 |  ends the frame-pointer chain
 //!   top-40  | rbx = entry function    |
 //!   top-48  | r12 = entry data        |
@@ -55,6 +66,7 @@
 //!           +-------------------------+
 //! ```
 //!
+// ANCHOR_END: fresh_frame
 //! While running, the fiber's frames grow down from `top-24` (where
 //! `trampoline`'s `call` pushes its return address) towards the guard page.
 
@@ -74,57 +86,111 @@ pub const SAVED_CONTEXT: &[&str] = &[
     "r12",
     "rbx",
     "rbp",
-    "return address",
+    "resume address",
 ];
 
+// ANCHOR: save_restore
+/// Pushes this side's callee-saved state and stores the stack pointer in
+/// `*rdx`; then loads the stack pointer in `rsi` and pops the other side's
+/// state. What is left on top of the other stack is where it resumes.
+macro_rules! swap_stacks {
+    () => {
+        concat!(
+            // Save this side (its resume address is already on the stack).
+            "push rbp\n",
+            "push rbx\n",
+            "push r12\n",
+            "push r13\n",
+            "push r14\n",
+            "push r15\n",
+            "sub rsp, 8\n",
+            "stmxcsr [rsp]\n",
+            "fnstcw [rsp + 4]\n",
+            "mov [rdx], rsp\n",
+            // Become the other side.
+            "mov rsp, rsi\n",
+            "ldmxcsr [rsp]\n",
+            "fldcw [rsp + 4]\n",
+            "add rsp, 8\n",
+            "pop r15\n",
+            "pop r14\n",
+            "pop r13\n",
+            "pop r12\n",
+            "pop rbx\n",
+            "pop rbp\n",
+            // The other side's switch "returns" arg.
+            "mov rax, rdi\n",
+        )
+    };
+}
+// ANCHOR_END: save_restore
+
 // ANCHOR: switch
-/// Saves the callee-saved state on the current stack, stores the stack
-/// pointer in `*save_sp`, then restores the state found at `load_sp` and
-/// returns `arg` to whoever suspended there.
+/// Resumer to fiber: saves the resumer's callee-saved state (its return
+/// address, pushed by the `call`, stays on top of its stack), stores its
+/// stack pointer in `*save_sp`, loads the fiber's and jumps to wherever the
+/// fiber stopped. Returns `arg` from the fiber's next `switch_back`.
+///
+/// It ends with a `jmp`, not a `ret`: the CPU's return-address predictor
+/// still holds our `call`, and the fiber's `switch_back` will consume it.
 ///
 /// # Safety
-/// `load_sp` must be a stack pointer saved by `switch` (or built by
-/// `init_stack`) whose stack is still alive and not running, and `save_sp`
-/// must be valid for a write.
+/// `load_sp` must be a context saved by `switch_back` (or built by
+/// `init_stack`) on a live stack that is not running; `save_sp` must be
+/// valid for a write.
 #[unsafe(naked)]
-pub unsafe extern "C" fn switch(
+pub unsafe extern "C" fn switch_in(
     arg: usize,
     load_sp: StackPointer,
     save_sp: *mut StackPointer,
 ) -> usize {
     // rdi = arg, rsi = load_sp, rdx = save_sp
-    core::arch::naked_asm!(
-        // Save this side. The `call` already pushed our return address.
-        "push rbp",
-        "push rbx",
-        "push r12",
-        "push r13",
-        "push r14",
-        "push r15",
-        "sub rsp, 8",
-        "stmxcsr [rsp]",
-        "fnstcw [rsp + 4]",
-        "mov [rdx], rsp",
-        // Become the other side.
-        "mov rsp, rsi",
-        "ldmxcsr [rsp]",
-        "fldcw [rsp + 4]",
-        "add rsp, 8",
-        "pop r15",
-        "pop r14",
-        "pop r13",
-        "pop r12",
-        "pop rbx",
-        "pop rbp",
-        // The other side's `switch` call returns `arg`.
-        "mov rax, rdi",
-        "ret",
-    )
+    core::arch::naked_asm!(swap_stacks!(), "pop rcx", "jmp rcx")
+}
+
+/// Fiber to resumer: the other half, reached only by the `jmp` in
+/// `switch_back`, which pushed the fiber's resume address by hand. It ends
+/// with the `ret` that matches the resumer's `call switch_in`.
+#[unsafe(naked)]
+unsafe extern "C" fn switch_out() {
+    core::arch::naked_asm!(swap_stacks!(), "ret")
+}
+
+/// Suspends the running fiber: pushes the address of the label after the
+/// `jmp` as the fiber's resume address and jumps into `switch_out`. No
+/// `call` is made, so the return-address predictor is left as the
+/// resumer's `call switch_in` set it.
+///
+/// # Safety
+/// Must run on a fiber's stack; `load_sp` is the resumer's context saved by
+/// `switch_in`, and `save_sp` is valid for a write.
+#[inline(always)]
+pub unsafe fn switch_back(arg: usize, load_sp: StackPointer, save_sp: *mut StackPointer) -> usize {
+    let reply: usize;
+    // SAFETY: switch_out preserves rbx, rbp, r12-r15, rsp and the control
+    // words like any callee; everything else is declared clobbered. The
+    // stack is 16-aligned on entry to an asm block without `nostack`, so
+    // after the push switch_out sees a call-like alignment.
+    unsafe {
+        core::arch::asm!(
+            "lea rax, [rip + 2f]",
+            "push rax",
+            "jmp {switch_out}",
+            "2:",
+            switch_out = sym switch_out,
+            in("rdi") arg,
+            in("rsi") load_sp,
+            in("rdx") save_sp,
+            lateout("rax") reply,
+            clobber_abi("C"),
+        );
+    }
+    reply
 }
 // ANCHOR_END: switch
 
 // ANCHOR: trampoline
-/// Where a fresh fiber starts: `switch` "returns" here with the entry
+/// Where a fresh fiber starts: `switch_in` jumps here with the entry
 /// function in rbx, its data in r12, the stack top in r13 and the first
 /// message in rax. The stack pointer is 16-byte aligned, so the `call`
 /// leaves the entry function exactly the alignment the ABI promises.

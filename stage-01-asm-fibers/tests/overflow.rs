@@ -1,0 +1,99 @@
+//! A stack overflow in a fiber is reported as one, never silent corruption.
+//!
+//! The overflow kills the process, so each test re-runs this test binary as
+//! a child that only runs the named test with an environment variable set,
+//! and watches how the child dies. Under qemu-user the child has to be
+//! started through the emulator too: the cargo runner exports it in
+//! `COURSE_EMULATOR`.
+
+use std::hint::black_box;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Output};
+
+use fibers::{Fiber, Stack, Suspender};
+
+const CHILD_ROLE: &str = "STAGE01_CHILD_ROLE";
+
+/// Runs this test binary again, only `test_name`, with the child role set.
+fn run_child(test_name: &str, role: &str) -> Output {
+    let exe = std::env::current_exe().expect("path of the test binary");
+    let mut words = std::env::var("COURSE_EMULATOR").unwrap_or_default();
+    words.push(' ');
+    words.push_str(&exe.to_string_lossy());
+    let mut words = words.split_whitespace();
+    let mut command = Command::new(words.next().expect("a program to run"));
+    command
+        .args(words)
+        .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ROLE, role);
+    command.output().expect("start the child process")
+}
+
+fn child_role() -> Option<String> {
+    std::env::var(CHILD_ROLE).ok()
+}
+
+/// Recurses until the stack runs out (the limit is never reached, but the
+/// compiler cannot know that).
+#[inline(never)]
+fn recurse_forever(depth: u64) -> u64 {
+    let frame = black_box([depth; 32]);
+    if depth == black_box(u64::MAX) {
+        return 0;
+    }
+    recurse_forever(depth + 1).wrapping_add(frame[7])
+}
+
+#[test]
+fn deep_recursion_in_a_fiber_dies_with_sigabrt_and_reports_a_fiber_stack_overflow() {
+    if child_role().as_deref() == Some("overflow") {
+        let mut fiber = Fiber::with_stack(
+            Stack::new(16 * 1024).unwrap(),
+            |_: &Suspender<(), ()>, ()| {
+                black_box(recurse_forever(0));
+            },
+        );
+        fiber.resume(());
+        unreachable!("the recursion never ends");
+    }
+    let output = run_child(
+        "deep_recursion_in_a_fiber_dies_with_sigabrt_and_reports_a_fiber_stack_overflow",
+        "overflow",
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.signal(),
+        Some(libc::SIGABRT),
+        "status {:?}, stderr:\n{stderr}",
+        output.status
+    );
+    assert!(stderr.contains("fiber stack overflow"), "stderr:\n{stderr}");
+}
+
+#[test]
+fn a_fault_outside_any_guard_page_keeps_its_default_behaviour() {
+    if child_role().as_deref() == Some("wild_write") {
+        // Make sure our handler is installed, then fault somewhere else.
+        let mut fiber = Fiber::new(|_: &Suspender<(), ()>, ()| ()).unwrap();
+        fiber.resume(());
+        let wild = black_box(16usize) as *mut u64;
+        // SAFETY: not safe at all: this write faults on purpose.
+        unsafe { wild.write_volatile(1) };
+        unreachable!("the write faults");
+    }
+    let output = run_child(
+        "a_fault_outside_any_guard_page_keeps_its_default_behaviour",
+        "wild_write",
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.signal(),
+        Some(libc::SIGSEGV),
+        "status {:?}, stderr:\n{stderr}",
+        output.status
+    );
+    assert!(
+        !stderr.contains("fiber stack overflow"),
+        "stderr:\n{stderr}"
+    );
+}

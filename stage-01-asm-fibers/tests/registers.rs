@@ -1,0 +1,414 @@
+//! The switch keeps exactly what the ABI says a callee must keep.
+//!
+//! Each side of a switch loads *sentinels* (distinct, recognisable values)
+//! into every callee-saved register from assembly, then calls into Rust
+//! code that performs a real switch. The other side has loaded sentinels of
+//! its own into the same registers, so if the switch forgot one register,
+//! the value that comes back is the other side's, not ours.
+
+use std::ffi::c_void;
+
+use fibers::{Fiber, FiberResult, Suspender};
+
+#[cfg(target_arch = "x86_64")]
+mod isa {
+    use std::ffi::c_void;
+
+    /// rbx, rbp, r12-r15, then the SSE and x87 control state.
+    #[repr(C)]
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub struct Sentinels {
+        pub general: [u64; 6],
+        pub mxcsr: u32,
+        pub x87_control: u16,
+        pub padding: u16,
+    }
+
+    /// Control bits only: the low six MXCSR bits are sticky status flags
+    /// that any floating-point instruction may set.
+    const MXCSR_CONTROL_BITS: u32 = 0xFFC0;
+
+    pub fn sentinels(seed: u64, rounding: u32) -> Sentinels {
+        let mut s = Sentinels::default();
+        for (i, register) in s.general.iter_mut().enumerate() {
+            *register = 0x5E57_0000_0000_0000 | (seed << 16) | i as u64;
+        }
+        // All exceptions stay masked (0x1F80); vary rounding and flush-to-zero.
+        s.mxcsr = 0x1F80 | (rounding << 13) | if seed.is_multiple_of(2) { 0x8000 } else { 0 };
+        // All exceptions masked (0x7F); vary rounding (bits 10-11) and precision (8-9).
+        s.x87_control = 0x007F
+            | ((rounding as u16) << 10)
+            | if seed.is_multiple_of(2) {
+                0x0200
+            } else {
+                0x0300
+            };
+        s
+    }
+
+    pub fn comparable(mut s: Sentinels) -> Sentinels {
+        s.mxcsr &= MXCSR_CONTROL_BITS;
+        s
+    }
+
+    /// Saves the caller's callee-saved state, loads `values` into it, calls
+    /// `f(ctx)`, stores what the registers hold afterwards in `out`, and
+    /// restores the caller's state.
+    #[unsafe(naked)]
+    pub unsafe extern "C" fn with_sentinels(
+        values: *const Sentinels,
+        out: *mut Sentinels,
+        f: extern "C" fn(*mut c_void),
+        ctx: *mut c_void,
+    ) {
+        core::arch::naked_asm!(
+            "push rbp",
+            "push rbx",
+            "push r12",
+            "push r13",
+            "push r14",
+            "push r15",
+            "sub rsp, 24", // [rsp]: our MXCSR and CW, [rsp+8]: out; rsp is now 16-aligned
+            "stmxcsr [rsp]",
+            "fnstcw [rsp + 4]",
+            "mov [rsp + 8], rsi",
+            "ldmxcsr [rdi + 48]",
+            "fldcw [rdi + 52]",
+            "mov rbx, [rdi]",
+            "mov rbp, [rdi + 8]",
+            "mov r12, [rdi + 16]",
+            "mov r13, [rdi + 24]",
+            "mov r14, [rdi + 32]",
+            "mov r15, [rdi + 40]",
+            "mov rdi, rcx",
+            "call rdx",
+            "mov rax, [rsp + 8]",
+            "mov [rax], rbx",
+            "mov [rax + 8], rbp",
+            "mov [rax + 16], r12",
+            "mov [rax + 24], r13",
+            "mov [rax + 32], r14",
+            "mov [rax + 40], r15",
+            "stmxcsr [rax + 48]",
+            "fnstcw [rax + 52]",
+            "ldmxcsr [rsp]",
+            "fldcw [rsp + 4]",
+            "add rsp, 24",
+            "pop r15",
+            "pop r14",
+            "pop r13",
+            "pop r12",
+            "pop rbx",
+            "pop rbp",
+            "ret",
+        )
+    }
+
+    /// The caller's stack pointer just before its `call`, which the ABI
+    /// says is a multiple of 16.
+    #[unsafe(naked)]
+    pub extern "C" fn stack_pointer_before_call() -> usize {
+        core::arch::naked_asm!("lea rax, [rsp + 8]", "ret")
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod isa {
+    use std::ffi::c_void;
+
+    /// x19-x29, then d8-d15.
+    #[repr(C)]
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub struct Sentinels {
+        pub general: [u64; 11],
+        pub float: [u64; 8],
+    }
+
+    pub fn sentinels(seed: u64, _rounding: u32) -> Sentinels {
+        let mut s = Sentinels::default();
+        for (i, register) in s.general.iter_mut().enumerate() {
+            *register = 0x5E57_0000_0000_0000 | (seed << 16) | i as u64;
+        }
+        for (i, register) in s.float.iter_mut().enumerate() {
+            *register = f64::to_bits(seed as f64 * 1000.0 + i as f64 + 0.25);
+        }
+        s
+    }
+
+    pub fn comparable(s: Sentinels) -> Sentinels {
+        s
+    }
+
+    /// Saves the caller's callee-saved state, loads `values` into it, calls
+    /// `f(ctx)`, stores what the registers hold afterwards in `out`, and
+    /// restores the caller's state.
+    #[unsafe(naked)]
+    pub unsafe extern "C" fn with_sentinels(
+        values: *const Sentinels,
+        out: *mut Sentinels,
+        f: extern "C" fn(*mut c_void),
+        ctx: *mut c_void,
+    ) {
+        core::arch::naked_asm!(
+            "stp x29, x30, [sp, #-176]!",
+            "stp x19, x20, [sp, #16]",
+            "stp x21, x22, [sp, #32]",
+            "stp x23, x24, [sp, #48]",
+            "stp x25, x26, [sp, #64]",
+            "stp x27, x28, [sp, #80]",
+            "stp d8, d9, [sp, #96]",
+            "stp d10, d11, [sp, #112]",
+            "stp d12, d13, [sp, #128]",
+            "stp d14, d15, [sp, #144]",
+            "str x1, [sp, #160]",
+            "ldp x19, x20, [x0]",
+            "ldp x21, x22, [x0, #16]",
+            "ldp x23, x24, [x0, #32]",
+            "ldp x25, x26, [x0, #48]",
+            "ldp x27, x28, [x0, #64]",
+            "ldr x29, [x0, #80]",
+            "ldp d8, d9, [x0, #88]",
+            "ldp d10, d11, [x0, #104]",
+            "ldp d12, d13, [x0, #120]",
+            "ldp d14, d15, [x0, #136]",
+            "mov x0, x3",
+            "blr x2",
+            "ldr x1, [sp, #160]",
+            "stp x19, x20, [x1]",
+            "stp x21, x22, [x1, #16]",
+            "stp x23, x24, [x1, #32]",
+            "stp x25, x26, [x1, #48]",
+            "stp x27, x28, [x1, #64]",
+            "str x29, [x1, #80]",
+            "stp d8, d9, [x1, #88]",
+            "stp d10, d11, [x1, #104]",
+            "stp d12, d13, [x1, #120]",
+            "stp d14, d15, [x1, #136]",
+            "ldp x19, x20, [sp, #16]",
+            "ldp x21, x22, [sp, #32]",
+            "ldp x23, x24, [sp, #48]",
+            "ldp x25, x26, [sp, #64]",
+            "ldp x27, x28, [sp, #80]",
+            "ldp d8, d9, [sp, #96]",
+            "ldp d10, d11, [sp, #112]",
+            "ldp d12, d13, [sp, #128]",
+            "ldp d14, d15, [sp, #144]",
+            "ldp x29, x30, [sp], #176",
+            "ret",
+        )
+    }
+
+    /// The stack pointer at this call, which AAPCS64 keeps 16-aligned.
+    #[unsafe(naked)]
+    pub extern "C" fn stack_pointer_before_call() -> usize {
+        core::arch::naked_asm!("mov x0, sp", "ret")
+    }
+}
+
+use isa::{Sentinels, comparable, sentinels, with_sentinels};
+
+type SentinelFiber = Fiber<(), (), Sentinels>;
+
+extern "C" fn suspend_once(suspender: *mut c_void) {
+    // SAFETY: the fiber below passes a pointer to its own live Suspender.
+    let suspender = unsafe { &*(suspender as *const Suspender<(), ()>) };
+    suspender.suspend(());
+}
+
+struct Resumer {
+    fiber: SentinelFiber,
+    last: Option<FiberResult<(), Sentinels>>,
+}
+
+extern "C" fn resume_once(resumer: *mut c_void) {
+    // SAFETY: the test passes a pointer to its own live Resumer.
+    let resumer = unsafe { &mut *(resumer as *mut Resumer) };
+    resumer.last = Some(resumer.fiber.resume(()));
+}
+
+/// Sets sentinels from assembly on the resumer's side, resumes a fiber that
+/// sets its own sentinels and suspends, and returns what each side finds
+/// in its registers when it gets control back.
+fn round_trip(
+    resumer_values: [Sentinels; 2],
+    fiber_values: Sentinels,
+) -> ([Sentinels; 2], Sentinels) {
+    let fiber = Fiber::new(move |suspender: &Suspender<(), ()>, ()| {
+        let mut seen = Sentinels::default();
+        // SAFETY: both pointers are to live locals; suspend_once gets our Suspender.
+        unsafe {
+            with_sentinels(
+                &fiber_values,
+                &mut seen,
+                suspend_once,
+                suspender as *const _ as *mut c_void,
+            );
+        }
+        seen
+    })
+    .unwrap();
+    let mut resumer = Resumer { fiber, last: None };
+    let mut seen = [Sentinels::default(); 2];
+    for (values, seen) in resumer_values.iter().zip(&mut seen) {
+        // SAFETY: all pointers are to live locals.
+        unsafe {
+            with_sentinels(
+                values,
+                seen,
+                resume_once,
+                &mut resumer as *mut Resumer as *mut c_void,
+            )
+        };
+    }
+    let Some(FiberResult::Return(fiber_seen)) = resumer.last else {
+        panic!("the fiber should have finished after two resumes")
+    };
+    (seen, fiber_seen)
+}
+
+#[test]
+fn callee_saved_registers_survive_a_round_trip_into_a_fiber_that_overwrites_them() {
+    let resumer_values = [sentinels(0xA1, 3), sentinels(0xA2, 1)];
+    let fiber_values = sentinels(0xF0, 2);
+    let (resumer_seen, fiber_seen) = round_trip(resumer_values, fiber_values);
+    assert_eq!(
+        comparable(resumer_seen[0]),
+        comparable(resumer_values[0]),
+        "resumer, after the fiber suspended"
+    );
+    assert_eq!(
+        comparable(resumer_seen[1]),
+        comparable(resumer_values[1]),
+        "resumer, after the fiber returned"
+    );
+    assert_eq!(
+        comparable(fiber_seen),
+        comparable(fiber_values),
+        "fiber, after being resumed"
+    );
+}
+
+#[test]
+fn the_stack_pointer_is_aligned_at_a_fibers_entry_and_in_the_functions_it_calls() {
+    #[inline(never)]
+    fn nested(depth: u32, out: &mut Vec<usize>) {
+        out.push(isa::stack_pointer_before_call());
+        if depth > 0 {
+            nested(depth - 1, out);
+        }
+    }
+    let mut fiber = Fiber::new(|_: &Suspender<(), ()>, ()| {
+        let mut seen = vec![isa::stack_pointer_before_call()];
+        nested(5, &mut seen);
+        seen
+    })
+    .unwrap();
+    let FiberResult::Return(seen) = fiber.resume(()) else {
+        panic!("fiber should return")
+    };
+    assert_eq!(seen.len(), 7);
+    for sp in seen {
+        assert_eq!(sp % 16, 0, "stack pointer {sp:#x} is not 16-byte aligned");
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod floating_point_control {
+    use super::*;
+
+    fn read_mxcsr() -> u32 {
+        let mut value = 0u32;
+        // SAFETY: stmxcsr only writes the 4 bytes we point it at.
+        unsafe { core::arch::asm!("stmxcsr [{}]", in(reg) &mut value, options(nostack)) };
+        value
+    }
+
+    fn write_mxcsr(value: u32) {
+        // SAFETY: ldmxcsr reads 4 bytes; callers only change rounding and
+        // keep every exception masked.
+        unsafe { core::arch::asm!("ldmxcsr [{}]", in(reg) &value, options(nostack)) };
+    }
+
+    const ROUND_TOWARD_ZERO: u32 = 0x6000;
+
+    #[test]
+    fn each_fiber_has_its_own_sse_rounding_mode() {
+        let before = read_mxcsr();
+        let mut fiber = Fiber::new(|suspender: &Suspender<(), u32>, ()| {
+            write_mxcsr(read_mxcsr() | ROUND_TOWARD_ZERO);
+            suspender.suspend(read_mxcsr());
+            read_mxcsr()
+        })
+        .unwrap();
+        let FiberResult::Yield(inside) = fiber.resume(()) else {
+            panic!("fiber should suspend")
+        };
+        assert_eq!(
+            inside & ROUND_TOWARD_ZERO,
+            ROUND_TOWARD_ZERO,
+            "the fiber changed its own mode"
+        );
+        assert_eq!(
+            read_mxcsr() & 0xFFC0,
+            before & 0xFFC0,
+            "the resumer's mode is untouched"
+        );
+        let FiberResult::Return(after_resume) = fiber.resume(()) else {
+            panic!("fiber should return")
+        };
+        assert_eq!(
+            after_resume & ROUND_TOWARD_ZERO,
+            ROUND_TOWARD_ZERO,
+            "the fiber's mode came back with it"
+        );
+    }
+
+    #[test]
+    fn a_fresh_fiber_starts_with_the_default_control_state() {
+        write_mxcsr(read_mxcsr() | ROUND_TOWARD_ZERO);
+        let mut fiber = Fiber::new(|_: &Suspender<(), ()>, ()| read_mxcsr()).unwrap();
+        let inside = fiber.resume(());
+        write_mxcsr(read_mxcsr() & !ROUND_TOWARD_ZERO);
+        let FiberResult::Return(inside) = inside else {
+            panic!("fiber should return")
+        };
+        assert_eq!(inside & 0xFFC0, fibers::arch::DEFAULT_MXCSR);
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod floating_point_control {
+    use super::*;
+    use fibers::arch::{read_fpcr, write_fpcr};
+
+    /// FPCR.RMode (bits 22-23) = 0b11: round toward zero.
+    const ROUND_TOWARD_ZERO: u64 = 0b11 << 22;
+
+    #[test]
+    fn fpcr_is_thread_state_that_a_fiber_shares_with_its_resumer() {
+        let before = read_fpcr();
+        let mut fiber = Fiber::new(|suspender: &Suspender<(), ()>, ()| {
+            // SAFETY: the test restores the original FPCR below.
+            unsafe { write_fpcr(read_fpcr() | ROUND_TOWARD_ZERO) };
+            suspender.suspend(());
+            read_fpcr()
+        })
+        .unwrap();
+        assert_eq!(fiber.resume(()), FiberResult::Yield(()));
+        let seen_by_resumer = read_fpcr();
+        // SAFETY: back to the value compiled code expects.
+        unsafe { write_fpcr(before) };
+        assert_eq!(
+            seen_by_resumer & ROUND_TOWARD_ZERO,
+            ROUND_TOWARD_ZERO,
+            "FPCR is global: a switch does not save or restore it"
+        );
+        let FiberResult::Return(seen_by_fiber) = fiber.resume(()) else {
+            panic!("fiber should return")
+        };
+        assert_eq!(
+            seen_by_fiber, before,
+            "the fiber sees the thread's FPCR too"
+        );
+    }
+}
