@@ -26,4 +26,11 @@ fn main() {
         "1 KiB buffer live across it       {:>5} bytes",
         sizes.buffer_live_at_await
     );
+    // A whole HTTP GET, connect to answer, suspended at any of its awaits:
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
+    let get = stackless::http::get(addr, "/1/x");
+    println!(
+        "http::get (a whole request)       {:>5} bytes",
+        std::mem::size_of_val(&get)
+    );
 }
