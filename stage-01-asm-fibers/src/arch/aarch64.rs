@@ -61,6 +61,26 @@
 //! ```
 
 // ANCHOR_END: fresh_frame
+//!
+// ANCHOR: running_frame
+//! While the fiber runs, its frames grow down from the frame top towards
+//! the guard page, and the resumer is parked inside `switch_in` with its
+//! context saved on its own stack:
+//!
+//! ```text
+//!   fiber's stack                          resumer's stack
+//!   top     +-----------------------+      |  resumer's frames   |
+//!   top-8   | (stale until suspend) |      +---------------------+
+//!   top-16  | resumer's saved sp  --+----->| context saved by    |
+//!           +-----------------------+      | switch_in           |
+//!           | fiber_root's frame    |      +---------------------+
+//!           | the closure's frames  |
+//!           |   ...                 | <- sp
+//!           +-----------------------+
+//!           | guard page (PROT_NONE)|
+//!           +-----------------------+
+//! ```
+// ANCHOR_END: running_frame
 use super::{EntryFn, StackPointer};
 
 /// The words of a suspended context from the saved stack pointer upwards.

@@ -67,8 +67,25 @@
 //! ```
 //!
 // ANCHOR_END: fresh_frame
-//! While running, the fiber's frames grow down from `top-24` (where
-//! `trampoline`'s `call` pushes its return address) towards the guard page.
+// ANCHOR: running_frame
+//! While the fiber runs, its frames grow down from the frame top towards
+//! the guard page, and the resumer is parked inside `switch_in` with its
+//! context saved on its own stack:
+//!
+//! ```text
+//!   fiber's stack                          resumer's stack
+//!   top     +-----------------------+      |  resumer's frames   |
+//!   top-8   | (stale until suspend) |      +---------------------+
+//!   top-16  | resumer's saved sp  --+----->| context saved by    |
+//!           +-----------------------+      | switch_in           |
+//!           | return to trampoline  |      +---------------------+
+//!           | the closure's frames  |
+//!           |   ...                 | <- rsp
+//!           +-----------------------+
+//!           | guard page (PROT_NONE)|
+//!           +-----------------------+
+//! ```
+// ANCHOR_END: running_frame
 
 use super::{EntryFn, StackPointer};
 
