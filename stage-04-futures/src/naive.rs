@@ -173,9 +173,11 @@ impl PollReactor {
                     to_wake.extend(waiters.writable.take());
                 }
                 // One-shot disarmed the fd; re-arm it for a waiter still
-                // waiting in the other direction.
-                if waiters.interest().is_some() {
-                    self.arm(fd, waiters)?;
+                // waiting in the other direction. If that fails, wake that
+                // waiter too: its retry meets the error, no wake is lost.
+                if waiters.interest().is_some() && self.arm(fd, waiters).is_err() {
+                    to_wake.extend(waiters.readable.take());
+                    to_wake.extend(waiters.writable.take());
                 }
             }
         }

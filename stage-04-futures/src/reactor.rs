@@ -98,6 +98,12 @@ pub enum Interest {
 ///   thread that installed the reactor, so an implementation uses interior
 ///   mutability and must not hold a borrow across a call to `Waker::wake`
 ///   (the waker may poll or re-register straight away in a simple executor).
+/// * A future may be polled on different threads over its life (a
+///   multi-threaded runtime moves tasks), and each call goes to the current
+///   reactor *of the calling thread*. So the reactors installed on a
+///   runtime's threads must be handles to one shared reactor, or otherwise
+///   agree: `forget` may arrive at another thread's handle than the
+///   `wake_when_ready` it undoes.
 pub trait Reactor {
     /// Wake `waker` once `fd` is ready for `interest` (or has an error or
     /// hang-up to report). Called by a leaf future each time it returns
