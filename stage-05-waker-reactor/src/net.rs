@@ -1,0 +1,238 @@
+//! Asynchronous TCP: [`TcpListener`] and [`TcpStream`] over mio sockets
+//! registered with the runtime's reactor.
+//!
+//! Every operation has the same shape (see `PollEvented::poll_io`): try
+//! the non-blocking syscall; on `WouldBlock`, clear the remembered
+//! readiness and return `Pending`, leaving the task's waker with the
+//! reactor; the reactor wakes the task when epoll reports the socket ready.
+//!
+//! `TcpStream` implements `futures::io::AsyncRead` and `AsyncWrite`, so the
+//! extension traits (`read_exact`, `write_all`, `copy`, `split`, `lines`, ...)
+//! work on it. Sockets are created inside a runtime and belong to its
+//! reactor.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures::io::{AsyncRead, AsyncWrite};
+
+use crate::reactor::{Direction, PollEvented};
+
+/// A TCP socket listening for connections.
+pub struct TcpListener {
+    io: PollEvented<mio::net::TcpListener>,
+}
+
+impl fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpListener")
+            .field("local_addr", &self.local_addr().ok())
+            .finish()
+    }
+}
+
+impl TcpListener {
+    /// Bind to `addr` (port 0 picks a free port) and listen. Must be called
+    /// inside a runtime (panics otherwise): the socket joins its reactor.
+    pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+        let listener = mio::net::TcpListener::bind(addr)?;
+        Ok(TcpListener {
+            io: PollEvented::new(listener)?,
+        })
+    }
+
+    /// Adopt a bound, listening std socket (it is set non-blocking).
+    pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        listener.set_nonblocking(true)?;
+        Ok(TcpListener {
+            io: PollEvented::new(mio::net::TcpListener::from_std(listener))?,
+        })
+    }
+
+    /// Wait for the next connection.
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        std::future::poll_fn(|cx| self.poll_accept(cx)).await
+    }
+
+    /// Poll for the next connection.
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        let (stream, addr) =
+            std::task::ready!(self.io.poll_io(cx, Direction::Read, |l| l.accept()))?;
+        Poll::Ready(TcpStream::from_mio(stream).map(|s| (s, addr)))
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()
+    }
+}
+
+/// A TCP connection. Read and write with `futures::io::AsyncReadExt` /
+/// `AsyncWriteExt`.
+pub struct TcpStream {
+    io: PollEvented<mio::net::TcpStream>,
+}
+
+impl fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpStream")
+            .field("local_addr", &self.local_addr().ok())
+            .field("peer_addr", &self.peer_addr().ok())
+            .finish()
+    }
+}
+
+impl TcpStream {
+    // ANCHOR: connect
+    /// Open a connection to `addr`.
+    pub async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+        // Non-blocking connect: returns at once, the handshake goes on.
+        let stream = TcpStream::from_mio(mio::net::TcpStream::connect(addr)?)?;
+        {
+            // Writable means the handshake finished, one way or the other.
+            std::future::poll_fn(|cx| {
+                stream
+                    .io
+                    .poll_io(cx, Direction::Write, |s| match s.peer_addr() {
+                        // Not connected and no error yet: not finished.
+                        Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                            match s.take_error()? {
+                                Some(error) => Err(error),
+                                None => Err(io::ErrorKind::WouldBlock.into()),
+                            }
+                        }
+                        Err(e) => Err(e),
+                        Ok(_) => Ok(()),
+                    })
+            })
+            .await?;
+        }
+        Ok(stream)
+    }
+    // ANCHOR_END: connect
+
+    fn from_mio(stream: mio::net::TcpStream) -> io::Result<TcpStream> {
+        Ok(TcpStream {
+            io: PollEvented::new(stream)?,
+        })
+    }
+
+    /// Adopt a connected std socket (it is set non-blocking).
+    pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        stream.set_nonblocking(true)?;
+        TcpStream::from_mio(mio::net::TcpStream::from_std(stream))
+    }
+
+    /// The local address of the connection.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()
+    }
+
+    /// The remote address of the connection.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().peer_addr()
+    }
+
+    /// Shut down the read half, the write half or both.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.io.get_ref().shutdown(how)
+    }
+
+    /// Disable (or enable) Nagle's algorithm.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.io.get_ref().set_nodelay(nodelay)
+    }
+
+    fn poll_read_priv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let len = buf.len();
+        self.io
+            .poll_transfer(cx, Direction::Read, len, |mut s| s.read(buf))
+    }
+
+    fn poll_write_priv(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.io
+            .poll_transfer(cx, Direction::Write, buf.len(), |mut s| s.write(buf))
+    }
+
+    fn poll_write_vectored_priv(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let len = bufs.iter().map(|b| b.len()).sum();
+        self.io
+            .poll_transfer(cx, Direction::Write, len, |mut s| s.write_vectored(bufs))
+    }
+}
+
+// ANCHOR: async_read
+impl AsyncRead for TcpStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_read_priv(cx, buf)
+    }
+}
+// ANCHOR_END: async_read
+
+impl AsyncWrite for TcpStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_priv(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored_priv(cx, bufs)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(())) // TCP has no user-space buffer here
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.shutdown(Shutdown::Write))
+    }
+}
+
+/// Reading through a shared reference lets one task read while another
+/// writes the same stream (one reader and one writer at a time: the reactor
+/// keeps one waker per direction).
+impl AsyncRead for &TcpStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_read_priv(cx, buf)
+    }
+}
+
+impl AsyncWrite for &TcpStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_priv(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.shutdown(Shutdown::Write))
+    }
+}

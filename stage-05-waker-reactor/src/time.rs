@@ -1,0 +1,239 @@
+//! Timers: [`sleep`], [`sleep_until`], [`timeout`] and [`interval`].
+//!
+//! A [`Sleep`] registers its deadline and its task's waker with the reactor
+//! the first time it is polled and finds the deadline still ahead. The
+//! reactor bounds its wait phase by the earliest deadline and, in the wake
+//! phase, wakes every timer whose deadline has passed. A `Sleep` completes
+//! only when `Instant::now() >= deadline`: never early.
+//!
+//! Every timer belongs to the runtime it was created in (found through the
+//! thread's current runtime), so creating one outside a runtime panics.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures::Stream;
+
+use crate::context;
+use crate::reactor::Reactor;
+use crate::reactor::timer::{TimerKey, TimerPoll};
+
+/// Far enough to mean "never" without overflowing `Instant`.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365 * 30)
+}
+
+/// Wait until `duration` has passed.
+pub fn sleep(duration: Duration) -> Sleep {
+    let deadline = Instant::now()
+        .checked_add(duration)
+        .unwrap_or_else(far_future);
+    sleep_until(deadline)
+}
+
+/// Wait until `deadline`. A deadline in the past completes at the first poll.
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep {
+        deadline,
+        reactor: context::current_reactor(),
+        key: None,
+    }
+}
+
+/// Future of [`sleep`] and [`sleep_until`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Sleep {
+    deadline: Instant,
+    reactor: Arc<Reactor>,
+    /// Set while registered with the reactor.
+    key: Option<TimerKey>,
+}
+
+impl fmt::Debug for Sleep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sleep")
+            .field("deadline", &self.deadline)
+            .field("registered", &self.key.is_some())
+            .finish()
+    }
+}
+
+impl Sleep {
+    /// When this sleep completes.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Whether the deadline has passed.
+    pub fn is_elapsed(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+
+    /// Move the deadline (used by [`Interval`]).
+    pub fn reset(&mut self, deadline: Instant) {
+        if let Some(key) = self.key.take() {
+            self.reactor.timers.remove(key);
+        }
+        self.deadline = deadline;
+    }
+}
+
+// ANCHOR: sleep_poll
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if Instant::now() >= self.deadline {
+            if let Some(key) = self.key.take() {
+                self.reactor.timers.remove(key);
+            }
+            return Poll::Ready(());
+        }
+        match self.key {
+            // Wait phase begins: hand the deadline and waker to the reactor.
+            None => {
+                let key = self.reactor.add_timer(self.deadline, cx.waker().clone());
+                self.key = Some(key);
+            }
+            // Still registered: make sure the reactor has the current waker.
+            // (A timer the reactor fired has `deadline <= now`, caught above.)
+            Some(key) => {
+                if self.reactor.timers.poll(key, cx.waker()) == TimerPoll::Fired {
+                    self.key = None;
+                    return Poll::Ready(());
+                }
+            }
+        }
+        Poll::Pending
+    }
+}
+// ANCHOR_END: sleep_poll
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.reactor.timers.remove(key);
+        }
+    }
+}
+
+/// The error of [`timeout`]: the deadline passed first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed(());
+
+impl fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("deadline has elapsed")
+    }
+}
+
+impl std::error::Error for Elapsed {}
+
+impl From<Elapsed> for std::io::Error {
+    fn from(_: Elapsed) -> std::io::Error {
+        std::io::ErrorKind::TimedOut.into()
+    }
+}
+
+/// Run `future` for at most `duration`: `Ok(output)` if it finishes first,
+/// `Err(Elapsed)` (and the future is dropped) otherwise.
+pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
+    Timeout {
+        future,
+        sleep: sleep(duration),
+    }
+}
+
+/// Future of [`timeout`].
+#[must_use = "futures do nothing unless polled"]
+#[derive(Debug)]
+pub struct Timeout<F> {
+    future: F,
+    sleep: Sleep,
+}
+
+impl<F: Future> Future for Timeout<F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: structural pinning of `future`: it is never moved out of
+        // `self` (no method hands it out by value or `&mut`), and `Timeout`
+        // has no `Drop` that could move it. `sleep` is `Unpin`.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: see above.
+        let future = unsafe { Pin::new_unchecked(&mut this.future) };
+        if let Poll::Ready(output) = future.poll(cx) {
+            return Poll::Ready(Ok(output));
+        }
+        match Pin::new(&mut this.sleep).poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(Elapsed(()))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// A clock that ticks every `period`, the first tick at once. A zero
+/// period is taken as one millisecond.
+///
+/// If ticks are missed (the task was busy), the next tick comes at the next
+/// multiple of `period` after now: missed ticks are skipped, not bunched.
+pub fn interval(period: Duration) -> Interval {
+    let period = if period.is_zero() {
+        Duration::from_millis(1)
+    } else {
+        period
+    };
+    Interval {
+        period,
+        sleep: sleep_until(Instant::now()),
+    }
+}
+
+/// See [`interval`]. Also a `Stream` of tick instants.
+#[derive(Debug)]
+pub struct Interval {
+    period: Duration,
+    sleep: Sleep,
+}
+
+impl Interval {
+    /// Wait for the next tick; returns the instant it was scheduled for.
+    pub async fn tick(&mut self) -> Instant {
+        std::future::poll_fn(|cx| self.poll_tick(cx)).await
+    }
+
+    /// Poll for the next tick.
+    pub fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Instant> {
+        std::task::ready!(Pin::new(&mut self.sleep).poll(cx));
+        let scheduled = self.sleep.deadline();
+        let now = Instant::now();
+        let mut next = scheduled + self.period;
+        if next <= now {
+            // Skip the ticks we missed.
+            let behind = now.duration_since(scheduled).as_nanos();
+            let periods = behind / self.period.as_nanos() + 1;
+            let skip = u32::try_from(periods).unwrap_or(u32::MAX);
+            next = scheduled
+                .checked_add(self.period.saturating_mul(skip))
+                .unwrap_or_else(far_future);
+        }
+        self.sleep.reset(next);
+        Poll::Ready(scheduled)
+    }
+
+    /// The period.
+    pub fn period(&self) -> Duration {
+        self.period
+    }
+}
+
+impl Stream for Interval {
+    type Item = Instant;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Instant>> {
+        self.get_mut().poll_tick(cx).map(Some)
+    }
+}

@@ -1,0 +1,31 @@
+//! Helpers shared by the behaviour tests.
+#![allow(dead_code)]
+
+use runtime::Runtime;
+
+/// Scale a count down under AArch64 emulation (qemu-user is 5-20x slower).
+pub fn scaled(count: usize) -> usize {
+    if cfg!(target_arch = "aarch64") {
+        (count / 5).max(1)
+    } else {
+        count
+    }
+}
+
+/// One runtime of each flavour, named for assertion messages.
+pub fn both_flavours() -> Vec<(&'static str, Runtime)> {
+    vec![
+        (
+            "current_thread",
+            Runtime::new().expect("current-thread runtime"),
+        ),
+        (
+            "multi_thread",
+            Runtime::builder()
+                .multi_thread()
+                .worker_threads(2)
+                .build()
+                .expect("multi-thread runtime"),
+        ),
+    ]
+}

@@ -1,0 +1,353 @@
+//! The executor's promises: tasks run to completion, wakes are never lost,
+//! panics and cancellations are contained in `JoinError`, shutdown drops
+//! every future.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use common::{both_flavours, scaled};
+use futures::StreamExt;
+use futures::channel::{mpsc, oneshot};
+use runtime::{Runtime, spawn, spawn_blocking, yield_now};
+
+#[test]
+fn spawned_tasks_run_and_their_outputs_come_back_through_join_handles() {
+    for (name, rt) in both_flavours() {
+        let sum = rt.block_on(async {
+            let handles: Vec<_> = (0..100u64).map(|i| spawn(async move { i * 2 })).collect();
+            let mut sum = 0;
+            for handle in handles {
+                sum += handle.await.unwrap();
+            }
+            sum
+        });
+        assert_eq!(sum, 9900, "{name}");
+    }
+}
+
+#[test]
+fn a_panicking_task_yields_a_join_error_and_the_others_keep_running() {
+    for (name, rt) in both_flavours() {
+        rt.block_on(async {
+            let bad = spawn(async { panic!("boom in a task") });
+            let good = spawn(async {
+                yield_now().await;
+                7
+            });
+            let error = bad.await.unwrap_err();
+            assert!(error.is_panic() && !error.is_cancelled(), "{name}");
+            assert_eq!(error.to_string(), "task panicked: boom in a task");
+            let payload = error.into_panic();
+            assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom in a task"));
+            assert_eq!(good.await.unwrap(), 7, "{name}");
+        });
+        assert_eq!(rt.num_alive_tasks(), 0, "{name}");
+    }
+}
+
+#[test]
+fn abort_cancels_an_idle_task_and_drops_its_future() {
+    struct SetOnDrop(Arc<AtomicBool>);
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, SeqCst);
+        }
+    }
+    for (name, rt) in both_flavours() {
+        let dropped = Arc::new(AtomicBool::new(false));
+        let flag = SetOnDrop(dropped.clone());
+        rt.block_on(async move {
+            let (_tx, rx) = oneshot::channel::<()>();
+            let task = spawn(async move {
+                let _flag = flag;
+                let _ = rx.await; // never completes: the sender lives on
+            });
+            yield_now().await; // let it start and go idle
+            task.abort();
+            let error = task.await.unwrap_err();
+            assert!(error.is_cancelled(), "{name}");
+        });
+        assert!(
+            dropped.load(SeqCst),
+            "{name}: the aborted future was dropped"
+        );
+    }
+}
+
+#[test]
+fn abort_after_completion_keeps_the_output() {
+    for (name, rt) in both_flavours() {
+        rt.block_on(async {
+            let task = spawn(async { 5 });
+            while !task.is_finished() {
+                yield_now().await;
+            }
+            task.abort();
+            assert_eq!(task.await.unwrap(), 5, "{name}");
+        });
+    }
+}
+
+#[test]
+fn a_wake_after_completion_is_harmless() {
+    for (name, rt) in both_flavours() {
+        let waker = rt.block_on(async {
+            let task = spawn(std::future::poll_fn(|cx: &mut Context<'_>| {
+                Poll::Ready(cx.waker().clone())
+            }));
+            let waker: Waker = task.await.unwrap();
+            waker.wake_by_ref();
+            #[allow(clippy::waker_clone_wake)] // waking by value is under test
+            waker.clone().wake();
+            yield_now().await;
+            waker
+        });
+        // After the runtime is gone too.
+        drop(rt);
+        waker.wake_by_ref();
+        waker.wake();
+        let _ = name;
+    }
+}
+
+/// A future that is woken from another thread exactly when it is being
+/// polled (or just after), many times: any lost wake-up hangs the test.
+#[test]
+fn wakes_from_other_threads_racing_with_polls_are_never_lost() {
+    let rounds = scaled(5_000);
+    for (name, rt) in both_flavours() {
+        let polls = rt.block_on(async move {
+            let tasks: Vec<_> = (0..4)
+                .map(|_| {
+                    spawn(async move {
+                        let mut polls = 0usize;
+                        for _ in 0..rounds / 4 {
+                            let (tx, rx) = std::sync::mpsc::channel::<Waker>();
+                            let waker_thread = std::thread::spawn(move || {
+                                if let Ok(waker) = rx.recv() {
+                                    waker.wake();
+                                }
+                            });
+                            let mut sent = false;
+                            let mut tx = Some(tx);
+                            std::future::poll_fn(|cx| {
+                                polls += 1;
+                                if sent {
+                                    return Poll::Ready(());
+                                }
+                                sent = true;
+                                // The other thread wakes us while we are
+                                // still inside this poll, or right after.
+                                let _ = tx.take().unwrap().send(cx.waker().clone());
+                                std::hint::spin_loop();
+                                Poll::Pending
+                            })
+                            .await;
+                            waker_thread.join().unwrap();
+                        }
+                        polls
+                    })
+                })
+                .collect();
+            let mut total = 0;
+            for task in tasks {
+                total += task.await.unwrap();
+            }
+            total
+        });
+        assert_eq!(
+            polls,
+            2 * (rounds / 4) * 4,
+            "{name}: each round is polled exactly twice"
+        );
+    }
+}
+
+#[test]
+fn futures_channels_join_select_and_streams_work_inside_the_runtime() {
+    for (name, rt) in both_flavours() {
+        rt.block_on(async {
+            let (tx, rx) = mpsc::channel::<u32>(4);
+            let producer = spawn(async move {
+                let mut tx = tx;
+                for i in 0..100 {
+                    futures::SinkExt::send(&mut tx, i).await.unwrap();
+                }
+            });
+            let sum = rx.fold(0u32, |acc, x| async move { acc + x }).await;
+            producer.await.unwrap();
+            assert_eq!(sum, 4950, "{name}");
+
+            let (a, b) = futures::join!(spawn(async { 1 }), async { 2 });
+            assert_eq!((a.unwrap(), b), (1, 2));
+
+            let (_keep, never) = oneshot::channel::<()>();
+            let mut never = never;
+            let mut soon = futures::FutureExt::fuse(runtime::time::sleep(Duration::from_millis(5)));
+            let winner = futures::select! {
+                _ = never => "never",
+                _ = soon => "sleep",
+            };
+            assert_eq!(winner, "sleep", "{name}");
+        });
+    }
+}
+
+#[test]
+fn dropping_a_runtime_drops_the_futures_of_all_pending_tasks() {
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+    for (name, rt) in both_flavours() {
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let mut keep_alive = Vec::new();
+        let handles = rt.block_on(async {
+            let mut handles = Vec::new();
+            for i in 0..50 {
+                let counted = Counted(dropped.clone());
+                let (tx, rx) = oneshot::channel::<()>();
+                keep_alive.push(tx);
+                handles.push(spawn(async move {
+                    let _counted = counted;
+                    if i % 2 == 0 {
+                        let _ = rx.await; // idle, waiting on a channel
+                    } else {
+                        runtime::time::sleep(Duration::from_secs(3600)).await; // on a timer
+                    }
+                }));
+            }
+            // Never-polled tasks too.
+            for _ in 0..10 {
+                let counted = Counted(dropped.clone());
+                handles.push(spawn(async move {
+                    let _counted = counted;
+                }));
+            }
+            handles
+        });
+        drop(rt);
+        assert!(
+            dropped.load(SeqCst) >= 50,
+            "{name}: dropped {}",
+            dropped.load(SeqCst)
+        );
+        assert_eq!(dropped.load(SeqCst), 60, "{name}");
+        // Their handles report cancellation (or completion for the quick ones).
+        let outcomes = futures::executor::block_on(futures::future::join_all(handles));
+        let cancelled = outcomes
+            .iter()
+            .filter(|r| matches!(r, Err(e) if e.is_cancelled()))
+            .count();
+        assert!(cancelled >= 50, "{name}: {cancelled} cancelled");
+    }
+}
+
+#[test]
+fn spawn_blocking_runs_on_another_thread_and_returns_its_value() {
+    for (name, rt) in both_flavours() {
+        let (value, thread) = rt.block_on(async {
+            let here = std::thread::current().id();
+            spawn_blocking(move || (41 + 1, std::thread::current().id() != here))
+                .await
+                .unwrap()
+        });
+        assert_eq!(value, 42, "{name}");
+        assert!(thread, "{name}");
+        let error = rt
+            .block_on(async { spawn_blocking(|| panic!("blocking boom")).await })
+            .unwrap_err();
+        assert!(error.is_panic(), "{name}");
+    }
+}
+
+#[test]
+fn yield_now_lets_other_tasks_run_in_between() {
+    let rt = Runtime::new().unwrap();
+    let order = rt.block_on(async {
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let tasks: Vec<_> = (0..2)
+            .map(|id| {
+                let log = log.clone();
+                spawn(async move {
+                    for step in 0..3 {
+                        log.lock().unwrap().push((id, step));
+                        yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        Arc::try_unwrap(log).unwrap().into_inner().unwrap()
+    });
+    assert_eq!(order, vec![(0, 0), (1, 0), (0, 1), (1, 1), (0, 2), (1, 2)]);
+}
+
+#[test]
+fn many_runtimes_run_side_by_side_on_many_threads() {
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let rt = if i % 2 == 0 {
+                    Runtime::new().unwrap()
+                } else {
+                    Runtime::builder()
+                        .multi_thread()
+                        .worker_threads(2)
+                        .build()
+                        .unwrap()
+                };
+                rt.block_on(async move {
+                    let tasks: Vec<_> = (0..100)
+                        .map(|j| spawn(async move { i * 1000 + j }))
+                        .collect();
+                    let mut sum = 0;
+                    for t in tasks {
+                        sum += t.await.unwrap();
+                    }
+                    sum
+                })
+            })
+        })
+        .collect();
+    for (i, t) in threads.into_iter().enumerate() {
+        assert_eq!(t.join().unwrap(), i * 100_000 + 4950);
+    }
+}
+
+#[test]
+fn tasks_spawned_from_outside_run_on_the_next_block_on() {
+    for (name, rt) in both_flavours() {
+        let handle = rt.spawn(async { "ran" });
+        assert_eq!(rt.block_on(handle).unwrap(), "ran", "{name}");
+    }
+}
+
+#[test]
+#[should_panic(expected = "inside a runtime")]
+fn spawn_outside_a_runtime_panics_with_a_clear_message() {
+    drop(spawn(async {}));
+}
+
+#[test]
+fn a_task_woken_from_a_plain_thread_runs_on_a_parked_runtime() {
+    for (name, rt) in both_flavours() {
+        let got = rt.block_on(async {
+            let (tx, rx) = oneshot::channel();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                tx.send(99).unwrap();
+            });
+            spawn(async move { rx.await.unwrap() }).await.unwrap()
+        });
+        assert_eq!(got, 99, "{name}");
+    }
+}
