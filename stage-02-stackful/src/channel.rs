@@ -7,13 +7,14 @@
 //! ```text
 //!   Sender ─┐                         ┌──────── Receiver::recv
 //!   Sender ─┼─ push_back ─> [ v1 v2 v3 ] ─ pop_front
-//!   Sender ─┘   │                     ^ empty? record `waiting = current()`, park()
-//!               └─ unpark(waiting) ───┘
+//!   Sender ─┘   │                     ^ empty? add current() to `waiting`, park()
+//!               └─ unpark(oldest waiting) ┘
 //! ```
 //!
 //! All green threads of a runtime share one OS thread, so the channel needs
 //! no atomics or locks: `Rc` and `RefCell` suffice, and the types are not
-//! `Send`. Between "the queue is empty" and `park()` no other green thread
+//! `Send`. A `Receiver` shared by reference among several green threads
+//! works too: each parked one is queued and woken in turn. Between "the queue is empty" and `park()` no other green thread
 //! can run, and `unpark` leaves a token anyway, so no wake-up is lost.
 
 use std::cell::{Cell, RefCell};
@@ -27,13 +28,25 @@ struct Shared<T> {
     queue: RefCell<VecDeque<T>>,
     senders: Cell<usize>,
     receiver_alive: Cell<bool>,
-    /// The receiver, while it is parked in `recv`.
-    waiting: Cell<Option<GreenId>>,
+    /// Green threads parked in `recv`, oldest first. Normally at most one,
+    /// but a `&Receiver` shared (through an `Rc`) by several green threads
+    /// may have several: each must get its own wake-up.
+    waiting: RefCell<VecDeque<GreenId>>,
 }
 
 impl<T> Shared<T> {
-    fn wake_receiver(&self) {
-        if let Some(id) = self.waiting.take() {
+    /// A value arrived: wake the longest-waiting receiver.
+    fn wake_one(&self) {
+        let next = self.waiting.borrow_mut().pop_front();
+        if let Some(id) = next {
+            crate::unpark(id);
+        }
+    }
+
+    /// The last sender left: every waiting receiver must see it.
+    fn wake_all(&self) {
+        let waiting = std::mem::take(&mut *self.waiting.borrow_mut());
+        for id in waiting {
             crate::unpark(id);
         }
     }
@@ -45,7 +58,7 @@ pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
         queue: RefCell::new(VecDeque::new()),
         senders: Cell::new(1),
         receiver_alive: Cell::new(true),
-        waiting: Cell::new(None),
+        waiting: RefCell::new(VecDeque::new()),
     });
     (
         Sender {
@@ -89,7 +102,7 @@ impl<T> Sender<T> {
             return Err(SendError(value));
         }
         self.shared.queue.borrow_mut().push_back(value);
-        self.shared.wake_receiver();
+        self.shared.wake_one();
         Ok(())
     }
 }
@@ -108,8 +121,8 @@ impl<T> Drop for Sender<T> {
         let left = self.shared.senders.get() - 1;
         self.shared.senders.set(left);
         if left == 0 {
-            // The receiver must see the disconnection.
-            self.shared.wake_receiver();
+            // Receivers must see the disconnection.
+            self.shared.wake_all();
         }
     }
 }
@@ -125,7 +138,12 @@ impl<T> Receiver<T> {
                 Ok(value) => return Ok(value),
                 Err(TryRecvError::Disconnected) => return Err(RecvError),
                 Err(TryRecvError::Empty) => {
-                    self.shared.waiting.set(Some(crate::current()));
+                    let me = crate::current();
+                    let mut waiting = self.shared.waiting.borrow_mut();
+                    if !waiting.contains(&me) {
+                        waiting.push_back(me);
+                    }
+                    drop(waiting);
                     crate::park();
                 }
             }

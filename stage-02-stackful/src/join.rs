@@ -152,20 +152,20 @@ where
     T: 'static,
 {
     move |suspender, first| {
-        let result = match first {
-            // Cancelled before it ever ran: just drop the closure.
+        scheduler::with_current(|s| s.register_suspender(suspender));
+        let outcome = panic::catch_unwind(AssertUnwindSafe(move || match first {
+            Resume::Run => Some(f()),
+            // Cancelled before it ever ran: only drop the closure.
             Resume::Cancel => {
                 drop(f);
-                Err(JoinError::cancelled())
+                None
             }
-            Resume::Run => {
-                scheduler::with_current(|s| s.register_suspender(suspender));
-                match panic::catch_unwind(AssertUnwindSafe(f)) {
-                    Ok(value) => Ok(value),
-                    Err(payload) if payload.is::<Cancelled>() => Err(JoinError::cancelled()),
-                    Err(payload) => Err(JoinError::panic(payload)),
-                }
-            }
+        }));
+        let result = match outcome {
+            Ok(Some(value)) => Ok(value),
+            Ok(None) => Err(JoinError::cancelled()),
+            Err(payload) if payload.is::<Cancelled>() => Err(JoinError::cancelled()),
+            Err(payload) => Err(JoinError::panic(payload)),
         };
         packet.complete(result);
     }

@@ -142,6 +142,7 @@ thread_local! {
 }
 
 /// Calls `f` with the running scheduler, or returns `None` outside one.
+#[inline(always)]
 pub(crate) fn with_current<R>(f: impl FnOnce(&Scheduler) -> R) -> Option<R> {
     let scheduler = CURRENT.with(Cell::get);
     if scheduler.is_null() {
@@ -156,6 +157,7 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Scheduler) -> R) -> Option<R> {
 
 /// Like [`with_current`], but outside a runtime panics with a message naming
 /// `what` (calling a runtime function there is a programming error).
+#[inline(always)]
 pub(crate) fn expect_current<R>(what: &str, f: impl FnOnce(&Scheduler) -> R) -> R {
     match with_current(f) {
         Some(r) => r,
@@ -293,6 +295,7 @@ impl Scheduler {
         self.running.get()
     }
 
+    #[inline]
     fn running_or_panic(&self, what: &str) -> GreenId {
         match self.running.get() {
             Some(id) => id,
@@ -303,6 +306,7 @@ impl Scheduler {
     // ANCHOR: switch_out
     /// Hands the OS thread from the running green thread back to the
     /// scheduler, and returns when the scheduler resumes it.
+    #[inline(always)]
     fn switch_out(&self, why: Switch, what: &str) {
         assert!(
             self.nested_fibers.get() == 0,
@@ -343,12 +347,14 @@ impl Scheduler {
     }
 
     /// `yield_now`: go to the back of the run queue.
+    #[inline(always)]
     pub(crate) fn yield_now(&self) {
         self.switch_out(Switch::Yield, "yield_now");
     }
 
     // ANCHOR: park
     /// `park`: sleep until unparked (or return at once if a token is waiting).
+    #[inline]
     pub(crate) fn park(&self) {
         let id = self.running_or_panic("park");
         if let Some(thread) = self.threads.borrow_mut().get_mut(id.slot())
@@ -407,10 +413,15 @@ impl Scheduler {
 
     // ANCHOR: fire_timers
     /// Unparks every thread whose deadline has passed.
+    #[inline(always)]
     fn fire_timers(&self) {
-        if self.timers.borrow().is_empty() {
-            return;
+        // The common case (no timers) costs one check, not a call.
+        if !self.timers.borrow().is_empty() {
+            self.fire_expired_timers();
         }
+    }
+
+    fn fire_expired_timers(&self) {
         let now = Instant::now();
         loop {
             let entry = {
@@ -442,6 +453,7 @@ impl Scheduler {
 
     // ANCHOR: run_one
     /// Resumes one runnable green thread and files it by what it did.
+    #[inline(always)]
     fn run_one(&self, id: GreenId, input: Resume) {
         let mut fiber = {
             let mut threads = self.threads.borrow_mut();
@@ -452,6 +464,12 @@ impl Scheduler {
                 return; // finished meanwhile (possible only during teardown)
             };
             thread.state = State::Running;
+            if input == Resume::Cancel && thread.suspender.is_null() {
+                // Never started: its entry only drops the closure, already a
+                // cancellation, so a blocking destructor there must not be
+                // unwound again.
+                thread.cancelled = true;
+            }
             self.running_suspender.set(thread.suspender);
             match thread.fiber.take() {
                 Some(fiber) => fiber,

@@ -106,8 +106,13 @@ where
 
 /// Gives the other runnable green threads a turn: the caller goes to the back
 /// of the run queue.
+#[inline(always)]
 pub fn yield_now() {
-    expect_current("yield_now", |s| s.yield_now());
+    expect_current(
+        "yield_now",
+        #[inline(always)]
+        |s| s.yield_now(),
+    );
 }
 
 // ANCHOR: sleep
@@ -135,6 +140,7 @@ pub fn sleep_until(deadline: Instant) {
 // ANCHOR_END: sleep
 
 /// The calling green thread's identity. Panics outside a green thread.
+#[inline]
 pub fn current() -> GreenId {
     match try_current() {
         Some(id) => id,
@@ -143,6 +149,7 @@ pub fn current() -> GreenId {
 }
 
 /// The calling green thread's identity, or `None` outside one.
+#[inline]
 pub fn try_current() -> Option<GreenId> {
     with_current(|s| s.running()).flatten()
 }
@@ -162,6 +169,7 @@ pub fn try_current() -> Option<GreenId> {
 ///     green::park();
 /// }
 /// ```
+#[inline]
 pub fn park() {
     expect_current("park", |s| s.park());
 }
@@ -180,6 +188,7 @@ pub fn park_timeout(timeout: Duration) {
 /// Returns `false` (and does nothing) if `id` is not a live green thread of
 /// the runtime running on this OS thread, or if no runtime runs here. Safe to
 /// call with a stale id.
+#[inline]
 pub fn unpark(id: GreenId) -> bool {
     with_current(|s| s.unpark(id)).unwrap_or(false)
 }

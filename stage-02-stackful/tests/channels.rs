@@ -117,3 +117,31 @@ fn a_channel_can_be_used_without_blocking_outside_a_runtime() {
     tx.send(5).unwrap();
     assert_eq!(rx.recv(), Ok(5), "a value is there: no need to park");
 }
+
+#[test]
+fn a_receiver_shared_by_several_green_threads_wakes_each_of_them() {
+    let mut got = Runtime::new()
+        .block_on(|| {
+            let (tx, rx) = channel::<u32>();
+            let rx = std::rc::Rc::new(rx);
+            let consumers: Vec<_> = (0..3)
+                .map(|_| {
+                    let rx = rx.clone();
+                    spawn(move || rx.iter().collect::<Vec<_>>())
+                })
+                .collect();
+            green::yield_now(); // all three park in recv
+            for v in 0..30 {
+                tx.send(v).unwrap();
+                green::yield_now();
+            }
+            drop(tx); // wakes every consumer, not just one
+            consumers
+                .into_iter()
+                .flat_map(|c| c.join().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .unwrap();
+    got.sort();
+    assert_eq!(got, (0..30).collect::<Vec<_>>());
+}

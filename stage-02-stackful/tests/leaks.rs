@@ -108,3 +108,67 @@ fn a_deadlock_still_cleans_up_every_thread() {
     assert_eq!(drops.get(), 2);
     assert_eq!(rt.stack_stats().in_use, 0);
 }
+
+/// Yields (a blocking call) in its destructor, then counts the drop.
+struct YieldsWhenDropped(Rc<Cell<usize>>);
+
+impl Drop for YieldsWhenDropped {
+    fn drop(&mut self) {
+        yield_now();
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+#[test]
+fn a_destructor_that_blocks_during_cancellation_still_runs_to_the_end() {
+    let drops = Rc::new(Cell::new(0));
+    let d = drops.clone();
+    Runtime::new()
+        .block_on(move || {
+            let started = YieldsWhenDropped(d.clone());
+            spawn(move || {
+                let _local = started;
+                park();
+            });
+            let never_started = YieldsWhenDropped(d);
+            yield_now();
+            spawn(move || drop(never_started));
+        })
+        .unwrap();
+    assert_eq!(drops.get(), 2);
+}
+
+/// Spawns a green thread from its destructor.
+struct SpawnsWhenDropped(Rc<Cell<usize>>);
+
+impl Drop for SpawnsWhenDropped {
+    fn drop(&mut self) {
+        let counter = Counted(self.0.clone());
+        spawn(move || {
+            let _counter = counter;
+            park();
+        });
+    }
+}
+
+#[test]
+fn threads_spawned_during_the_cleanup_are_cleaned_up_too() {
+    let drops = Rc::new(Cell::new(0));
+    let d = drops.clone();
+    let mut rt = Runtime::new();
+    rt.block_on(move || {
+        let local = SpawnsWhenDropped(d);
+        spawn(move || {
+            let _local = local;
+            park();
+        });
+        yield_now();
+    })
+    .unwrap();
+    assert_eq!(
+        drops.get(),
+        1,
+        "the thread spawned at cleanup was cancelled and its local dropped"
+    );
+    assert_eq!(rt.stack_stats().in_use, 0);
+}
