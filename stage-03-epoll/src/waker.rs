@@ -12,6 +12,11 @@ use crate::{Interest, Registry, Token, Trigger};
 /// Wakes coalesce: several wakes before the poller looks yield at least one
 /// event. Nothing is lost: a wake before the wait starts ends that wait at
 /// once, because the eventfd stays readable.
+///
+/// Keep the `Waker` alive until the poller has seen its event: dropping it
+/// closes the eventfd, and the kernel removes a closed fd from the interest
+/// list *and* the ready list, so a wake not yet collected goes with it.
+/// (Share it with `Arc<Waker>`; it is `Send + Sync`.)
 #[derive(Debug)]
 pub struct Waker {
     fd: EventFd,
