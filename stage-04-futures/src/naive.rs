@@ -212,7 +212,15 @@ impl Reactor for PollReactor {
         *slot = Some(waker.clone());
         let result = self.arm(fd, waiters);
         if result.is_err() {
-            fds.remove(&fd);
+            // Not watched for this interest: do not pretend to hold the
+            // waker. A waiter in the other direction keeps its place.
+            match interest {
+                Interest::Readable => waiters.readable = None,
+                Interest::Writable => waiters.writable = None,
+            }
+            if waiters.interest().is_none() && !waiters.registered {
+                fds.remove(&fd);
+            }
         }
         result
     }
