@@ -17,14 +17,19 @@
 //! | [`Events`], [`Event`] | what one wait returned |
 //! | [`Waker`] | end a wait from another thread (an eventfd) |
 //! | [`delayserver`] | a small HTTP server that answers after a delay, run in-process by later stages |
+//! | [`netpoller`] | a stage-02 [`green::Driver`] that waits in epoll: the netpoller |
+//! | [`net`] | green `TcpListener` / `TcpStream` with blocking-style `Read` / `Write` |
 //!
 //! The examples `echo_level`, `echo_edge` and `echo_mio` are one echo server
 //! written three ways; the last one shows that mio is this same API with
-//! kqueue and IOCP behind it.
+//! kqueue and IOCP behind it. `green_echo` is the same server once more, as
+//! plain blocking code, one green thread per connection, on the netpoller.
 
 pub mod delayserver;
 mod event;
 mod interest;
+pub mod net;
+pub mod netpoller;
 mod poll;
 pub mod sys;
 mod token;

@@ -1,9 +1,10 @@
 //! Every descriptor this stage opens is closed again: epoll instances,
-//! eventfds, sockets of the delay server. Counted in `/proc/self/fd`.
+//! eventfds, sockets of the delay server, green sockets and netpollers. Counted in `/proc/self/fd`.
 //!
 //! One test in a binary of its own, so no other test opens descriptors
 //! while it counts.
 
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 
@@ -56,4 +57,41 @@ fn polls_wakers_and_the_delay_server_close_every_descriptor_they_open() {
         before,
         "after starting and stopping delay servers"
     );
+
+    for _ in 0..3 {
+        let mut rt = netpoll::netpoller::runtime().expect("runtime");
+        rt.block_on(|| {
+            let listener = netpoll::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            // A server thread that is still parked in accept at the end: the
+            // runtime cancels it, which drops (and closes) the listener.
+            green::spawn(move || -> std::io::Result<()> {
+                loop {
+                    let (stream, _) = listener.accept()?;
+                    green::spawn(move || {
+                        let mut buf = [0u8; 8];
+                        let n = (&stream).read(&mut buf)?;
+                        (&stream).write_all(&buf[..n])
+                    });
+                }
+            });
+            let clients: Vec<_> = (0..20)
+                .map(|_| {
+                    green::spawn(move || {
+                        let mut stream = netpoll::net::TcpStream::connect(addr)?;
+                        stream.write_all(b"ping")?;
+                        let mut back = [0u8; 4];
+                        stream.read_exact(&mut back)?;
+                        Ok::<_, std::io::Error>(back)
+                    })
+                })
+                .collect();
+            for client in clients {
+                assert_eq!(&client.join().expect("join").expect("echo"), b"ping");
+            }
+        })
+        .expect("block_on");
+        drop(rt);
+    }
+    assert_eq!(open_fds(), before, "after green runtimes with a netpoller");
 }

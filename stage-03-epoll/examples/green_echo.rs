@@ -1,0 +1,91 @@
+//! Echo server 4: plain blocking code, one green thread per connection, one
+//! OS thread in all. Compare with `echo_edge.rs`: the state machine is gone.
+//! What was "remember where this connection was and return to the event
+//! loop" is now "park this green thread": its stack *is* the state.
+//!
+//! ```text
+//! cargo run -p stage-03-epoll --example green_echo            # 127.0.0.1:7004
+//! nc 127.0.0.1 7004
+//! ```
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+
+use netpoll::net::{TcpListener, TcpStream};
+
+/// Green threads need little stack here: a 4 KiB buffer and a few frames.
+pub const STACK_SIZE: usize = 64 * 1024;
+
+#[allow(dead_code)] // also compiled into the tests and benchmarks
+fn main() -> io::Result<()> {
+    let addr: SocketAddr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:7004".into())
+        .parse()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let mut runtime = netpoll::netpoller::builder()?
+        .stack_size(STACK_SIZE)
+        .build();
+    runtime
+        .block_on(move || {
+            let listener = TcpListener::bind(addr)?;
+            println!("green echo on {}", listener.local_addr()?);
+            serve(listener)
+        })
+        .map_err(io::Error::other)?
+}
+
+// ANCHOR: green_echo
+/// Accepts forever; each connection gets a green thread of its own.
+pub fn serve(listener: TcpListener) -> io::Result<()> {
+    loop {
+        let (stream, _peer) = listener.accept()?; // parks until a client comes
+        green::spawn(move || echo(stream));
+    }
+}
+
+/// Reads and writes back until the client closes: ordinary blocking code.
+fn echo(mut stream: TcpStream) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf)?; // parks until bytes arrive
+        if n == 0 {
+            return Ok(()); // the client closed
+        }
+        stream.write_all(&buf[..n])?; // parks while the send buffer is full
+    }
+}
+// ANCHOR_END: green_echo
+
+/// Starts the server on a new OS thread (its own runtime) at a free
+/// loopback port; it runs until the process exits. For tests and benchmarks.
+#[allow(dead_code)]
+pub fn start_in_background() -> io::Result<SocketAddr> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("green_echo".into())
+        .spawn(move || -> io::Result<()> {
+            let mut runtime = netpoll::netpoller::builder()?
+                .stack_size(STACK_SIZE)
+                .build();
+            runtime
+                .block_on(move || {
+                    let bound = TcpListener::bind("127.0.0.1:0")
+                        .and_then(|listener| Ok((listener.local_addr()?, listener)));
+                    match bound {
+                        Ok((addr, listener)) => {
+                            let _ = tx.send(Ok(addr));
+                            serve(listener)
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            Ok(())
+                        }
+                    }
+                })
+                .map_err(io::Error::other)?
+        })?;
+    rx.recv()
+        .map_err(|_| io::Error::other("the green_echo thread died before binding"))?
+}
