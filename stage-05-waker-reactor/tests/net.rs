@@ -1,0 +1,173 @@
+//! Asynchronous TCP: many concurrent connections, errors, and a blocked
+//! task that costs nothing while it waits.
+
+mod common;
+
+use std::net::{Shutdown, SocketAddr};
+use std::time::Duration;
+
+use common::{both_flavours, scaled};
+use futures::io::{AsyncReadExt, AsyncWriteExt};
+use runtime::net::{TcpListener, TcpStream};
+use runtime::{Runtime, spawn};
+
+fn loopback() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+/// An echo server task: one task per accepted connection.
+fn start_echo_server() -> SocketAddr {
+    let listener = TcpListener::bind(loopback()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                break;
+            };
+            spawn(async move {
+                let mut buf = [0u8; 1024];
+                loop {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if stream.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_thousand_concurrent_echo_connections_all_get_their_bytes_back() {
+    let connections = scaled(1000);
+    for (name, rt) in both_flavours() {
+        let echoed = rt.block_on(async move {
+            let addr = start_echo_server();
+            let clients: Vec<_> = (0..connections)
+                .map(|i| {
+                    spawn(async move {
+                        let mut stream = TcpStream::connect(addr).await?;
+                        let message = format!("hello from client {i}, ").repeat(8);
+                        let mut back = vec![0u8; message.len()];
+                        for _ in 0..3 {
+                            stream.write_all(message.as_bytes()).await?;
+                            stream.read_exact(&mut back).await?;
+                            assert_eq!(back, message.as_bytes());
+                        }
+                        std::io::Result::Ok(())
+                    })
+                })
+                .collect();
+            let mut ok = 0;
+            for client in clients {
+                client.await.unwrap().unwrap();
+                ok += 1;
+            }
+            ok
+        });
+        assert_eq!(echoed, connections, "{name}");
+    }
+}
+
+#[test]
+fn connect_to_a_closed_port_fails_with_connection_refused() {
+    for (name, rt) in both_flavours() {
+        rt.block_on(async {
+            // Bind then drop a listener: its port is now (very likely) closed.
+            let addr = TcpListener::bind(loopback()).unwrap().local_addr().unwrap();
+            let error = TcpStream::connect(addr).await.unwrap_err();
+            assert_eq!(
+                error.kind(),
+                std::io::ErrorKind::ConnectionRefused,
+                "{name}"
+            );
+        });
+    }
+}
+
+#[test]
+fn read_returns_zero_after_the_peer_shuts_down_its_write_half() {
+    for (name, rt) in both_flavours() {
+        rt.block_on(async {
+            let listener = TcpListener::bind(loopback()).unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = spawn(async move {
+                let (mut stream, peer) = listener.accept().await.unwrap();
+                assert_eq!(stream.peer_addr().unwrap(), peer);
+                let mut all = Vec::new();
+                stream.read_to_end(&mut all).await.unwrap();
+                all
+            });
+            let mut client = TcpStream::connect(addr).await.unwrap();
+            client.write_all(b"bye").await.unwrap();
+            client.shutdown(Shutdown::Write).unwrap();
+            assert_eq!(server.await.unwrap(), b"bye", "{name}");
+        });
+    }
+}
+
+#[test]
+fn dropping_sockets_deregisters_them_from_the_reactor() {
+    for (name, rt) in both_flavours() {
+        rt.block_on(async {
+            let listener = TcpListener::bind(loopback()).unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (a, b) = futures::join!(TcpStream::connect(addr), listener.accept());
+            let (a, (b, _)) = (a.unwrap(), b.unwrap());
+            drop((a, b, listener));
+        });
+        assert_eq!(rt.num_registered_sockets(), 0, "{name}");
+    }
+}
+
+fn thread_cpu_time() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a `rusage` into the pointer we pass.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, usage.as_mut_ptr()) };
+    assert_eq!(rc, 0);
+    // SAFETY: initialised by the successful call.
+    let usage = unsafe { usage.assume_init() };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+#[test]
+fn a_task_blocked_on_a_socket_is_not_polled_and_burns_no_cpu() {
+    // The runtime runs on this thread only, so this thread's CPU time is the
+    // runtime's. While the task waits for a connection that never comes,
+    // the thread sleeps in epoll_wait: the task is polled once, and the CPU
+    // used is a sliver of the time waited.
+    let rt = Runtime::new().unwrap();
+    let wait = Duration::from_millis(300);
+    let (polls, cpu) = rt.block_on(async move {
+        let listener = TcpListener::bind(loopback()).unwrap();
+        let polls = Arc::new(AtomicU32::new(0));
+        let counter = polls.clone();
+        let cpu_before = thread_cpu_time();
+        let blocked = spawn(async move {
+            let mut accept = std::pin::pin!(listener.accept());
+            std::future::poll_fn(|cx| {
+                counter.fetch_add(1, SeqCst);
+                accept.as_mut().poll(cx)
+            })
+            .await
+        });
+        runtime::time::sleep(wait).await;
+        let polls = polls.load(SeqCst);
+        let cpu = thread_cpu_time() - cpu_before;
+        blocked.abort();
+        assert!(blocked.await.unwrap_err().is_cancelled());
+        (polls, cpu)
+    });
+    assert_eq!(polls, 1, "the blocked task was polled again without a wake");
+    assert!(cpu < wait / 3, "used {cpu:?} of CPU in {wait:?} of waiting");
+}
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};

@@ -1,0 +1,140 @@
+//! Timers complete in deadline order and never before their deadline.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::both_flavours;
+use futures::StreamExt;
+use runtime::time::{interval, sleep, sleep_until, timeout};
+use runtime::{Runtime, spawn};
+
+#[test]
+fn sleeps_wake_in_deadline_order_and_never_early() {
+    for (name, rt) in both_flavours() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        rt.block_on(async {
+            let start = Instant::now();
+            // Spawned in scrambled order.
+            let delays = [30u64, 5, 20, 0, 45, 10, 25, 15, 40, 35];
+            let tasks: Vec<_> = delays
+                .iter()
+                .map(|&ms| {
+                    let log = log.clone();
+                    spawn(async move {
+                        let deadline = start + Duration::from_millis(ms);
+                        sleep_until(deadline).await;
+                        let woke = Instant::now();
+                        assert!(woke >= deadline, "woke {:?} early", deadline - woke);
+                        log.lock().unwrap().push(ms);
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+        });
+        let log = log.lock().unwrap().clone();
+        let mut sorted = log.clone();
+        sorted.sort();
+        assert_eq!(log, sorted, "{name}: woken in deadline order");
+        assert_eq!(rt.num_pending_timers(), 0, "{name}");
+    }
+}
+
+#[test]
+fn sleep_lasts_at_least_its_duration() {
+    for (name, rt) in both_flavours() {
+        rt.block_on(async {
+            for ms in [1u64, 3, 7, 12] {
+                let start = Instant::now();
+                sleep(Duration::from_millis(ms)).await;
+                assert!(
+                    start.elapsed() >= Duration::from_millis(ms),
+                    "{name}: {ms} ms"
+                );
+            }
+            // A zero or past deadline completes at once.
+            sleep(Duration::ZERO).await;
+            sleep_until(Instant::now() - Duration::from_millis(5)).await;
+        });
+    }
+}
+
+#[test]
+fn timeout_gives_elapsed_when_the_future_is_too_slow_and_the_output_otherwise() {
+    for (name, rt) in both_flavours() {
+        rt.block_on(async {
+            let start = Instant::now();
+            let slow = timeout(Duration::from_millis(20), sleep(Duration::from_secs(3600))).await;
+            assert!(slow.is_err(), "{name}");
+            assert!(start.elapsed() >= Duration::from_millis(20), "{name}");
+            let fast = timeout(Duration::from_secs(3600), async { 5 }).await;
+            assert_eq!(fast, Ok(5), "{name}");
+            let error = timeout(Duration::ZERO, std::future::pending::<()>())
+                .await
+                .unwrap_err();
+            assert_eq!(error.to_string(), "deadline has elapsed");
+        });
+        assert_eq!(
+            rt.num_pending_timers(),
+            0,
+            "{name}: dropped sleeps unregister"
+        );
+    }
+}
+
+#[test]
+fn interval_ticks_at_multiples_of_its_period() {
+    for (name, rt) in both_flavours() {
+        rt.block_on(async {
+            let period = Duration::from_millis(10);
+            let mut ticks = interval(period);
+            let first = ticks.tick().await;
+            for k in 1..=4u32 {
+                let at = ticks.tick().await;
+                assert_eq!(at, first + period * k, "{name}");
+                assert!(Instant::now() >= at, "{name}: never early");
+            }
+            // And as a stream.
+            let more: Vec<Instant> = ticks.take(2).collect().await;
+            assert_eq!(more[1] - more[0], period, "{name}");
+        });
+    }
+}
+
+#[test]
+fn interval_skips_ticks_missed_while_busy() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let period = Duration::from_millis(5);
+        let mut ticks = interval(period);
+        let first = ticks.tick().await;
+        std::thread::sleep(Duration::from_millis(23)); // busy: miss ~4 ticks
+        let late = ticks.tick().await; // the one that was due
+        let next = ticks.tick().await;
+        assert_eq!(late, first + period);
+        assert!(next > first + period * 4, "missed ticks are skipped");
+        assert_eq!((next - first).as_nanos() % period.as_nanos(), 0);
+    });
+}
+
+#[test]
+fn a_timer_armed_on_a_worker_shortens_another_workers_wait() {
+    let rt = Runtime::builder()
+        .multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // One task parks a worker in the reactor with a long timer...
+        let long = spawn(sleep(Duration::from_secs(3600)));
+        sleep(Duration::from_millis(10)).await;
+        // ...then a short one, armed from elsewhere, must still fire on time.
+        let start = Instant::now();
+        spawn(sleep(Duration::from_millis(15))).await.unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(15));
+        long.abort();
+    });
+}
