@@ -57,6 +57,8 @@ pub(crate) struct Reactor {
     waker: mio::Waker,
     /// True while a thread is (about to be) blocked in `mio::Poll::poll`.
     parked: AtomicBool,
+    /// Sockets registered by stage 04's leaf futures, by fd.
+    pub(crate) stage04_fds: crate::stage04::FdTable,
 }
 
 /// The owned half: the `mio::Poll` itself. Whoever holds the driver may
@@ -83,6 +85,7 @@ impl Driver {
             timers: Timers::default(),
             waker,
             parked: AtomicBool::new(false),
+            stage04_fds: Default::default(),
         });
         Ok(Driver {
             poll,
@@ -194,26 +197,41 @@ impl Reactor {
         self.io.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
+    pub(crate) fn registry(&self) -> &mio::Registry {
+        &self.registry
+    }
+
+    /// Give `scheduled` a slot; its key is the mio token to register with.
+    pub(crate) fn insert_io(&self, scheduled: Arc<ScheduledIo>) -> io::Result<Key> {
+        self.io
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(scheduled)
+            .map_err(|_| io::Error::other("too many registered sockets in one runtime"))
+    }
+
+    /// Free a slot (after its fd was deregistered).
+    pub(crate) fn remove_io(&self, key: Key) {
+        let removed = self
+            .io
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+        drop(removed); // wakers drop outside the lock
+    }
+
     fn register(
         self: &Arc<Self>,
         source: &mut impl Source,
         interest: Interest,
     ) -> io::Result<Registration> {
         let scheduled = Arc::new(ScheduledIo::default());
-        let key = self
-            .io
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(scheduled.clone())
-            .map_err(|_| io::Error::other("too many registered sockets in one runtime"))?;
+        let key = self.insert_io(scheduled.clone())?;
         if let Err(error) = self
             .registry
             .register(source, Token(key.to_usize()), interest)
         {
-            self.io
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(key);
+            self.remove_io(key);
             return Err(error);
         }
         Ok(Registration {
@@ -353,6 +371,20 @@ impl ScheduledIo {
     }
     // ANCHOR_END: poll_ready
 
+    /// Leave `waker` to be woken by the next event in `direction` (stage
+    /// 04's one-shot registrations).
+    pub(crate) fn set_waiter(&self, direction: Direction, waker: &Waker) {
+        let mut waiters = self.waiters();
+        let slot = match direction {
+            Direction::Read => &mut waiters.reader,
+            Direction::Write => &mut waiters.writer,
+        };
+        match slot {
+            Some(stored) if stored.will_wake(waker) => {}
+            _ => *slot = Some(waker.clone()),
+        }
+    }
+
     fn ready_event(&self, direction: Direction) -> Option<ReadyEvent> {
         let current = self.readiness.load(Acquire);
         let ready = Ready(current & direction.mask());
@@ -400,13 +432,7 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        let removed = self
-            .reactor
-            .io
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(self.key);
-        drop(removed); // the waiters' wakers drop outside the lock
+        self.reactor.remove_io(self.key);
     }
 }
 

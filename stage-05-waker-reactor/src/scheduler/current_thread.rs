@@ -130,6 +130,7 @@ impl Shared {
     pub(crate) fn block_on<F: Future>(this: &Arc<Shared>, future: F) -> F::Output {
         context::assert_not_in_scheduler();
         let _handle = context::enter(Handle::CurrentThread(this.clone()));
+        let _stage04 = crate::stage04::install(&this.reactor);
         let mut future = std::pin::pin!(future);
         loop {
             if let Some(core) = this.take_core() {
@@ -156,6 +157,7 @@ impl Shared {
     /// Runtime shutdown. See [`crate::Runtime`]'s `Drop`.
     pub(crate) fn shutdown(this: &Arc<Shared>) {
         let _handle = context::enter(Handle::CurrentThread(this.clone()));
+        let _stage04 = crate::stage04::install(&this.reactor);
         // Drop every task's future. Their destructors may wake or spawn:
         // wakes land on the remote queue (drained below), spawns are refused.
         this.owned.close_and_shutdown_all();
@@ -166,6 +168,7 @@ impl Shared {
         };
         drop(queued);
         this.blocking.shutdown();
+        this.reactor.stage04_fds.clear(&this.reactor);
         // Finally the core: its queued references and the driver (mio Poll).
         let core = this.take_core();
         if let Some(core) = core {

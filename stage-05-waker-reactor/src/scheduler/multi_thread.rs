@@ -159,6 +159,7 @@ impl Shared {
     pub(crate) fn block_on<F: Future>(this: &Arc<Shared>, future: F) -> F::Output {
         context::assert_not_in_scheduler();
         let _handle = context::enter(Handle::MultiThread(this.clone()));
+        let _stage04 = crate::stage04::install(&this.reactor);
         let mut future = std::pin::pin!(future);
         let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
         let mut cx = Context::from_waker(&waker);
@@ -185,6 +186,7 @@ impl Shared {
         }
         // No worker runs any more: nothing is RUNNING. Drop every future.
         let _handle = context::enter(Handle::MultiThread(this.clone()));
+        let _stage04 = crate::stage04::install(&this.reactor);
         this.owned.close_and_shutdown_all();
         let queued = {
             let mut inject = lock(&this.inject);
@@ -197,6 +199,7 @@ impl Shared {
             drop(queued);
         }
         this.blocking.shutdown();
+        this.reactor.stage04_fds.clear(&this.reactor);
         let driver = lock(&this.driver).take();
         drop(driver);
     }
