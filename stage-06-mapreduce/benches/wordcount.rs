@@ -1,0 +1,76 @@
+//! `wordcount/*`: the same 64 MiB word count three ways.
+//!
+//! - `ours`: `mapreduce run --app wc --workers 2`, the real binary: a
+//!   coordinator and two worker processes, files between the phases.
+//! - `sequential`: the reference, one thread, one process, no intermediate
+//!   files (`mapreduce::sequential::run_sequential`).
+//! - `in_memory`: one hash map of counters, no `App`, no files: the floor.
+//!
+//! The corpus is generated once (deterministically) under the system temp
+//! directory and reused by later runs.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use mapreduce::WordCount;
+use mapreduce::corpus::CorpusSpec;
+use mapreduce::job::cached_corpus;
+use mapreduce::sequential::{run_sequential, word_count_in_memory};
+
+const CORPUS_BYTES: u64 = 64 << 20;
+
+fn corpus() -> (PathBuf, Vec<String>) {
+    let base = std::env::temp_dir().join("mapreduce");
+    let spec = CorpusSpec {
+        bytes: CORPUS_BYTES,
+        files: 32,
+        seed: 6824,
+    };
+    let paths = cached_corpus(&base, &spec).expect("generate the corpus");
+    let files = paths
+        .iter()
+        .map(|p| p.to_str().expect("UTF-8 temp path").to_string())
+        .collect();
+    (base, files)
+}
+
+fn wordcount(c: &mut Criterion) {
+    let (base, files) = corpus();
+    let bytes: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let out = base.join("bench");
+
+    let mut group = c.benchmark_group("wordcount");
+    group.throughput(Throughput::Bytes(bytes));
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(20));
+
+    group.bench_function("ours", |b| {
+        b.iter(|| {
+            let status = Command::new(env!("CARGO_BIN_EXE_mapreduce"))
+                .args(["run", "--app", "wc", "--workers", "2", "--quiet", "--dir"])
+                .arg(out.join("ours"))
+                .args(&files)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("run the binary");
+            assert!(status.success());
+        })
+    });
+    group.bench_function("sequential", |b| {
+        b.iter(|| run_sequential(&WordCount, &out.join("sequential"), &files).expect("sequential"))
+    });
+    group.bench_function("in_memory", |b| {
+        b.iter(|| word_count_in_memory(&files).expect("in memory").len())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, wordcount);
+criterion_main!(benches);

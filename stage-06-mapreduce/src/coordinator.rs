@@ -1,0 +1,348 @@
+//! The coordinator: an RPC server around a [`Schedule`].
+//!
+//! Each worker holds one TCP connection; the coordinator runs one async task
+//! per connection on the stage-05 runtime, all on one thread. A task reads a
+//! request, asks the schedule, writes the reply, and goes back to reading:
+//!
+//! ```text
+//!   accept loop ──spawn──► connection task (one per worker)
+//!                            loop {
+//!                              read frame ──► GetTask ──► assign() ─┬─ task ──► reply Map/Reduce
+//!                                         │                         ├─ Exit ──► reply Exit
+//!                                         │                         └─ Wait ──► await Signal
+//!                                         │                                     or deadline, retry
+//!                                         └─► Done ──► complete(), notify ──► reply Ack
+//!                            }
+//!                            on close or bad frame: worker_lost(), notify
+//! ```
+//!
+//! Nothing here sleeps and asks again: a `GetTask` that finds every task
+//! busy waits on the [`Signal`] (a task finished, a worker left) or on the
+//! earliest running task's deadline, through the runtime's timer. A
+//! malformed, oversized or half-sent frame ends that connection only; its
+//! task goes back to the pool at once.
+
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use runtime::net::{TcpListener, TcpStream};
+use runtime::time::{sleep, timeout};
+
+use crate::schedule::{Assignment, Phase, Report, Schedule, TaskId, WorkerId};
+use crate::signal::Signal;
+use crate::wire::{self, MAX_FRAME, Message};
+
+/// Once a frame has started, the rest must arrive within this time; a reply
+/// must be accepted by the worker's socket within it too.
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// After the last output is in place, how long the coordinator keeps
+/// answering so that waiting workers hear `Exit` rather than a closed socket.
+pub const EXIT_GRACE: Duration = Duration::from_secs(1);
+
+/// How to run a job.
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    /// The address to listen on (port 0: pick a free one).
+    pub listen: SocketAddr,
+    /// The input files, one map task each, exactly as given.
+    pub files: Vec<String>,
+    /// The number of reduce tasks (R).
+    pub n_reduce: u32,
+    /// How long a worker has to report a task.
+    pub task_timeout: Duration,
+    /// Print a line per finished task on stderr.
+    pub progress: bool,
+}
+
+/// What the job did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobReport {
+    /// Map tasks (input files).
+    pub n_map: u32,
+    /// Reduce tasks.
+    pub n_reduce: u32,
+    /// Tasks taken back from a worker (timeout or lost connection).
+    pub reassigned: u64,
+    /// From the start of listening to the last output in place.
+    pub elapsed: Duration,
+}
+
+/// An input file the coordinator will not start with.
+#[derive(Debug)]
+pub struct InputError {
+    /// The path as given.
+    pub file: String,
+    /// What is wrong with it.
+    pub error: io::Error,
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot read input file '{}': {}", self.file, self.error)
+    }
+}
+
+impl std::error::Error for InputError {}
+
+// ANCHOR: check_inputs
+/// Checks that every input is a readable file before the job starts, and
+/// returns their total size. A typo should stop the job here, with the
+/// file's name, not fail a map task on some worker later.
+pub fn check_inputs(files: &[String]) -> Result<u64, InputError> {
+    let mut total = 0;
+    for file in files {
+        let fail = |error| InputError {
+            file: file.clone(),
+            error,
+        };
+        if file.len() > MAX_FRAME / 2 {
+            return Err(fail(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "path too long",
+            )));
+        }
+        let handle = File::open(file).map_err(fail)?;
+        let meta = handle.metadata().map_err(fail)?;
+        if !meta.is_file() {
+            return Err(fail(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file",
+            )));
+        }
+        total += meta.len();
+    }
+    Ok(total)
+}
+// ANCHOR_END: check_inputs
+
+/// State every connection task shares.
+#[derive(Debug)]
+struct Shared {
+    schedule: Mutex<Schedule>,
+    /// Notified when a task finishes or is taken back, and when a
+    /// connection closes.
+    changed: Signal,
+    connections: Mutex<usize>,
+    progress: bool,
+}
+
+impl Shared {
+    fn schedule(&self) -> MutexGuard<'_, Schedule> {
+        // Schedule methods do not panic midway, so a poisoned lock (a panic
+        // elsewhere while holding it) still guards a consistent schedule.
+        self.schedule.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn connections(&self) -> MutexGuard<'_, usize> {
+        self.connections.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn log(&self, line: fmt::Arguments<'_>) {
+        if self.progress {
+            eprintln!("coordinator: {line}");
+        }
+    }
+}
+
+/// A coordinator bound to its address, ready to [`run`](Coordinator::run).
+#[derive(Debug)]
+pub struct Coordinator {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl Coordinator {
+    /// Binds the listening socket. Call inside the runtime. Fails if the
+    /// address is busy; the inputs should have passed [`check_inputs`].
+    pub fn bind(config: &CoordinatorConfig) -> io::Result<Coordinator> {
+        let listener = TcpListener::bind(config.listen)?;
+        let schedule = Schedule::new(config.files.clone(), config.n_reduce, config.task_timeout);
+        let shared = Shared {
+            schedule: Mutex::new(schedule),
+            changed: Signal::new(),
+            connections: Mutex::new(0),
+            progress: config.progress,
+        };
+        Ok(Coordinator {
+            listener,
+            shared: Arc::new(shared),
+        })
+    }
+
+    /// The address workers should connect to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    // ANCHOR: run
+    /// Serves workers until every output is in place, then returns.
+    pub async fn run(self) -> JobReport {
+        let started = Instant::now();
+        let shared = self.shared;
+        let acceptor = runtime::spawn(accept_loop(self.listener, Arc::clone(&shared)));
+
+        // Wait phase of the whole job: until the schedule says Done.
+        loop {
+            let seen = shared.changed.generation();
+            if shared.schedule().phase() == Phase::Done {
+                break;
+            }
+            shared.changed.changed(seen).await;
+        }
+        let elapsed = started.elapsed();
+
+        // Every output is in place. Give connected workers a moment to
+        // hear Exit and hang up, but never wait on them for long.
+        let grace_end = Instant::now() + EXIT_GRACE;
+        loop {
+            let seen = shared.changed.generation();
+            let now = Instant::now();
+            if *shared.connections() == 0 || now >= grace_end {
+                break;
+            }
+            let _ = timeout(grace_end - now, shared.changed.changed(seen)).await;
+        }
+        acceptor.abort();
+
+        let s = shared.schedule();
+        JobReport {
+            n_map: s.n_map(),
+            n_reduce: s.n_reduce(),
+            reassigned: s.reassigned(),
+            elapsed,
+        }
+    }
+    // ANCHOR_END: run
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let mut next_id: WorkerId = 0;
+    loop {
+        match listener.accept().await {
+            Ok((stream, _peer)) => {
+                next_id += 1;
+                *shared.connections() += 1;
+                runtime::spawn(serve_connection(stream, Arc::clone(&shared), next_id));
+            }
+            Err(e) => {
+                // Out of file descriptors, say: back off instead of spinning.
+                shared.log(format_args!("accept failed: {e}"));
+                sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+// ANCHOR: serve_connection
+/// Answers one worker's requests until it hangs up or misbehaves.
+async fn serve_connection(mut stream: TcpStream, shared: Arc<Shared>, conn: WorkerId) {
+    let trouble: Option<String> = loop {
+        // A worker may compute for minutes between requests: no deadline
+        // for a frame to start...
+        let first = match wire::read_frame_start(&mut stream).await {
+            Ok(Some(byte)) => byte,
+            Ok(None) => break None,
+            Err(e) => break Some(e.to_string()),
+        };
+        // ...but once started, it must finish promptly.
+        let payload = match timeout(FRAME_TIMEOUT, wire::read_frame_rest(&mut stream, first)).await
+        {
+            Ok(Ok(payload)) => payload,
+            Ok(Err(e)) => break Some(e.to_string()),
+            Err(_) => break Some(format!("frame not finished within {FRAME_TIMEOUT:?}")),
+        };
+        let reply = match Message::decode(&payload) {
+            Ok(Message::GetTask { worker: _ }) => next_task(&shared, conn).await,
+            Ok(Message::Done { task, worker }) => {
+                record_done(&shared, task, worker);
+                Message::Ack
+            }
+            Ok(other) => break Some(format!("unexpected {other:?} from a worker")),
+            Err(e) => break Some(e.to_string()),
+        };
+        match timeout(FRAME_TIMEOUT, wire::write_message(&mut stream, &reply)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => break Some(e.to_string()),
+            Err(_) => break Some("reply not accepted in time".to_string()),
+        }
+    };
+    if let Some(why) = trouble {
+        shared.log(format_args!("closing connection {conn}: {why}"));
+    }
+    let lost = shared.schedule().worker_lost(conn);
+    for task in lost {
+        shared.log(format_args!(
+            "{task}: its worker left; handing it out again"
+        ));
+    }
+    *shared.connections() -= 1;
+    shared.changed.notify_all();
+}
+// ANCHOR_END: serve_connection
+
+// ANCHOR: next_task
+/// The reply to `GetTask`: a task, or `Exit`, after waiting as long as it
+/// takes for one of them.
+async fn next_task(shared: &Shared, conn: WorkerId) -> Message {
+    loop {
+        // Read the generation before looking at the schedule, so a change
+        // between the look and the wait is not missed.
+        let seen = shared.changed.generation();
+        let now = Instant::now();
+        let (expired, assignment) = {
+            let mut s = shared.schedule();
+            (s.expire(now), s.assign(conn, now))
+        };
+        if !expired.is_empty() {
+            for task in &expired {
+                shared.log(format_args!("{task} timed out; handing it out again"));
+            }
+            shared.changed.notify_all();
+        }
+        match assignment {
+            Assignment::Map(task) => return Message::Map(task),
+            Assignment::Reduce(task) => return Message::Reduce(task),
+            Assignment::Exit => return Message::Exit,
+            // Every remaining task is running: wait for a change, or for
+            // the first deadline (then expire() above takes that task back).
+            Assignment::Wait {
+                until: Some(deadline),
+            } => {
+                let _ = timeout(
+                    deadline.saturating_duration_since(now),
+                    shared.changed.changed(seen),
+                )
+                .await;
+            }
+            Assignment::Wait { until: None } => shared.changed.changed(seen).await,
+        }
+    }
+}
+// ANCHOR_END: next_task
+
+fn record_done(shared: &Shared, task: TaskId, pid: u32) {
+    let (report, (maps, reduces), (n_map, n_reduce)) = {
+        let mut s = shared.schedule();
+        let report = s.complete(task);
+        (report, s.done_counts(), (s.n_map(), s.n_reduce()))
+    };
+    match report {
+        Report::Accepted => {
+            shared.log(format_args!(
+                "{task} done by worker {pid} (maps {maps}/{n_map}, reduces {reduces}/{n_reduce})"
+            ));
+            shared.changed.notify_all();
+        }
+        Report::AlreadyDone => shared.log(format_args!(
+            "{task}: late report from worker {pid}, ignored"
+        )),
+        Report::Unknown => shared.log(format_args!(
+            "{task}: never handed out, report from worker {pid} ignored"
+        )),
+    }
+}

@@ -1,0 +1,279 @@
+//! Grouping: gathering every value emitted for a key, in memory.
+//!
+//! A map task groups its own output, "key -> all its values", before
+//! writing one sorted intermediate file per partition; the sequential
+//! reference groups everything. [`Groups`] is that table. (A reduce task
+//! needs no table: it merges sorted runs, see [`files::Run`](crate::files::Run).)
+//!
+//! It is built for the word count's shape (millions of emits, a few thousand
+//! distinct keys): one hash lookup per emit, no allocation unless the key is
+//! new, values packed into one `String` per key. With a combiner
+//! ([`App::combines`]), a key's values are reduced early whenever
+//! [`COMBINE_AT`] have piled up, so memory stays proportional to the number of
+//! distinct keys, not of emits.
+
+use std::collections::HashMap;
+
+use crate::app::{App, Context};
+use crate::hash::FnvBuildHasher;
+
+/// With a combiner, a key's values are reduced in place once this many
+/// have accumulated.
+pub const COMBINE_AT: usize = 256;
+
+/// All values of one key, packed end to end in one buffer.
+///
+/// ```text
+///   values "1", "40", "7":   buf = "1407"   cuts = [1, 3]   len = 3
+/// ```
+///
+/// `cuts` holds the boundaries *between* values, so a key with a single
+/// value (most keys of a text, in any one file) costs no second allocation.
+#[derive(Debug, Clone, Default)]
+pub struct ValueList {
+    buf: String,
+    cuts: Vec<usize>,
+    len: usize,
+}
+
+impl ValueList {
+    /// Appends one value.
+    pub fn push(&mut self, value: &str) {
+        if self.len > 0 {
+            self.cuts.push(self.buf.len());
+        }
+        self.buf.push_str(value);
+        self.len += 1;
+    }
+
+    /// How many values.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True if there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Forgets every value, keeping the memory for reuse.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.cuts.clear();
+        self.len = 0;
+    }
+
+    /// A borrowed view, the shape `reduce` receives.
+    pub fn values(&self) -> Values<'_> {
+        Values {
+            buf: &self.buf,
+            cuts: &self.cuts,
+            len: self.len,
+        }
+    }
+
+    /// Replaces the values by `reduce` of them (the combiner step).
+    fn combine(&mut self, app: &dyn App, cx: &Context<'_>, key: &str) {
+        let combined = app.reduce(cx, key, self.values());
+        self.clear();
+        self.push(&combined);
+    }
+}
+
+// ANCHOR: values
+/// The values of one key, as `reduce` sees them: a cheap, copyable view.
+#[derive(Debug, Clone, Copy)]
+pub struct Values<'a> {
+    buf: &'a str,
+    cuts: &'a [usize],
+    len: usize,
+}
+
+impl<'a> Values<'a> {
+    /// How many values.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True if there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The values in the order they were gathered.
+    pub fn iter(&self) -> impl Iterator<Item = &'a str> + 'a {
+        let (buf, cuts) = (self.buf, self.cuts);
+        let mut start = 0;
+        (0..self.len).map(move |i| {
+            let end = cuts.get(i).copied().unwrap_or(buf.len());
+            let value = &buf[start..end];
+            start = end;
+            value
+        })
+    }
+
+    /// The values, collected.
+    pub fn to_vec(&self) -> Vec<&'a str> {
+        self.iter().collect()
+    }
+}
+// ANCHOR_END: values
+
+/// A table from each key to all of its values.
+#[derive(Debug, Default)]
+pub struct Groups {
+    combine: bool,
+    table: HashMap<Box<str>, ValueList, FnvBuildHasher>,
+}
+
+impl Groups {
+    /// An empty table; `combine` turns the combiner on (use
+    /// `app.combines()`).
+    pub fn new(combine: bool) -> Groups {
+        Groups::with_capacity(combine, 0)
+    }
+
+    /// An empty table with room for `keys` distinct keys before it grows.
+    pub fn with_capacity(combine: bool, keys: usize) -> Groups {
+        let table = HashMap::with_capacity_and_hasher(keys, FnvBuildHasher::default());
+        Groups { combine, table }
+    }
+
+    // ANCHOR: emit
+    /// Adds `value` to `key`'s values.
+    pub fn emit(&mut self, app: &dyn App, cx: &Context<'_>, key: &str, value: &str) {
+        // Look up by &str first: a key seen before costs no allocation.
+        if let Some(list) = self.table.get_mut(key) {
+            list.push(value);
+            if self.combine && list.len() >= COMBINE_AT {
+                list.combine(app, cx, key);
+            }
+        } else {
+            let mut list = ValueList::default();
+            list.push(value);
+            self.table.insert(key.into(), list);
+        }
+    }
+    // ANCHOR_END: emit
+
+    /// Runs the combiner over every key with more than one value (if the
+    /// combiner is on), so each key leaves a map task as a single value.
+    pub fn combine_all(&mut self, app: &dyn App, cx: &Context<'_>) {
+        if self.combine {
+            for (key, list) in self.table.iter_mut() {
+                if list.len() > 1 {
+                    list.combine(app, cx, key);
+                }
+            }
+        }
+    }
+
+    /// Number of distinct keys.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// True if nothing was emitted.
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// Every key with its values, keys ascending (bytewise, which for
+    /// `str` is the same as by code point).
+    pub fn into_sorted(self) -> Vec<(Box<str>, ValueList)> {
+        let mut all: Vec<_> = self.table.into_iter().collect();
+        all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// Splits the table into `n` parts by [`partition`](crate::hash::partition),
+    /// each sorted by key.
+    pub fn into_sorted_partitions(self, n: u32) -> Vec<Vec<(Box<str>, ValueList)>> {
+        let mut parts: Vec<Vec<_>> = (0..n.max(1)).map(|_| Vec::new()).collect();
+        for (key, list) in self.table {
+            parts[crate::hash::partition(&key, n) as usize].push((key, list));
+        }
+        for part in &mut parts {
+            part.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        }
+        parts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::WordCount;
+    use std::path::Path;
+
+    #[test]
+    fn empty_values_and_single_values_are_kept_apart() {
+        let mut list = ValueList::default();
+        assert!(list.is_empty());
+        list.push("");
+        assert_eq!(list.values().to_vec(), [""]);
+        list.push("");
+        assert_eq!(list.values().to_vec(), ["", ""]);
+        list.clear();
+        list.push("only");
+        assert_eq!(list.values().to_vec(), ["only"]);
+    }
+
+    #[test]
+    fn values_come_back_in_emit_order() {
+        let mut list = ValueList::default();
+        for v in ["b", "", "ccc", "a"] {
+            list.push(v);
+        }
+        assert_eq!(list.values().to_vec(), ["b", "", "ccc", "a"]);
+        assert_eq!(list.len(), 4);
+    }
+
+    #[test]
+    fn the_combiner_keeps_a_hot_key_to_a_few_values_and_the_right_sum() {
+        let cx = Context {
+            dir: Path::new("."),
+        };
+        let mut g = Groups::new(true);
+        for _ in 0..10_000 {
+            g.emit(&WordCount, &cx, "the", "1");
+        }
+        g.combine_all(&WordCount, &cx);
+        let (key, list) = g.into_sorted().remove(0);
+        assert_eq!(&*key, "the");
+        assert_eq!(list.values().to_vec(), ["10000"]);
+    }
+
+    #[test]
+    fn without_a_combiner_every_value_is_kept() {
+        let cx = Context {
+            dir: Path::new("."),
+        };
+        let mut g = Groups::new(false);
+        for _ in 0..1000 {
+            g.emit(&WordCount, &cx, "k", "1");
+        }
+        g.combine_all(&WordCount, &cx);
+        assert_eq!(g.into_sorted()[0].1.len(), 1000);
+    }
+
+    #[test]
+    fn partitions_cover_every_key_exactly_once_in_order() {
+        let cx = Context {
+            dir: Path::new("."),
+        };
+        let mut g = Groups::new(false);
+        for i in 0..500 {
+            g.emit(&WordCount, &cx, &format!("w{i}"), "1");
+        }
+        let parts = g.into_sorted_partitions(7);
+        assert_eq!(parts.len(), 7);
+        assert_eq!(parts.iter().map(Vec::len).sum::<usize>(), 500);
+        for (r, part) in parts.iter().enumerate() {
+            assert!(part.windows(2).all(|w| w[0].0 < w[1].0), "sorted");
+            for (key, _) in part {
+                assert_eq!(crate::hash::partition(key, 7) as usize, r);
+            }
+        }
+    }
+}

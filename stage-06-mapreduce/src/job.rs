@@ -1,0 +1,310 @@
+//! `mapreduce run`: a whole job on this machine.
+//!
+//! The process becomes the coordinator (on a free port of 127.0.0.1) and
+//! starts N worker processes of its own executable, the way a cluster
+//! scheduler would start them on other machines:
+//!
+//! ```text
+//!   mapreduce run ──┬── coordinator (this process, async, stage-05 runtime)
+//!                   ├── mapreduce worker --coordinator 127.0.0.1:PORT   (process 1)
+//!                   ├── ...                                              (process N)
+//!                   └── a blocking task that waits for the workers, so that
+//!                       "every worker died" ends the job instead of hanging it
+//! ```
+//!
+//! Under an emulator (the AArch64 tests run under qemu-user, and this machine
+//! cannot exec an AArch64 binary directly), `COURSE_EMULATOR` holds the
+//! command to put in front of the executable.
+
+use std::ffi::OsString;
+use std::fs;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::pin::pin;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use futures::future::{Either, select};
+use runtime::Runtime;
+use runtime::time::timeout;
+
+use crate::app::App;
+use crate::coordinator::{Coordinator, CoordinatorConfig, JobReport, check_inputs};
+use crate::corpus::{self, CorpusSpec};
+
+/// How to run a local job.
+#[derive(Debug, Clone)]
+pub struct JobConfig {
+    /// The application (its name is passed to the workers).
+    pub app: &'static dyn App,
+    /// How many worker processes.
+    pub workers: usize,
+    /// How many reduce tasks.
+    pub n_reduce: u32,
+    /// How long a worker has to report a task.
+    pub task_timeout: Duration,
+    /// The inputs.
+    pub files: Vec<String>,
+    /// Where intermediate and output files go.
+    pub dir: PathBuf,
+    /// The command that starts this program (see [`self_command`]).
+    pub program: Vec<OsString>,
+    /// Per-task progress lines on stderr.
+    pub progress: bool,
+}
+
+/// What a local job did.
+#[derive(Debug, Clone)]
+pub struct JobSummary {
+    /// The coordinator's report.
+    pub report: JobReport,
+    /// Total size of the inputs.
+    pub input_bytes: u64,
+    /// The output files, `mr-out-0` first.
+    pub outputs: Vec<PathBuf>,
+}
+
+impl JobSummary {
+    /// Map plus reduce tasks.
+    pub fn tasks(&self) -> u32 {
+        self.report.n_map + self.report.n_reduce
+    }
+
+    /// Input megabytes (10^6 bytes) per second of the job.
+    pub fn mb_per_s(&self) -> f64 {
+        self.input_bytes as f64 / 1e6 / self.report.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// The command that starts this executable again: `COURSE_EMULATOR` (split
+/// on whitespace) if set, then the path of the running executable.
+pub fn self_command() -> io::Result<Vec<OsString>> {
+    let mut command: Vec<OsString> = match std::env::var("COURSE_EMULATOR") {
+        Ok(emulator) => emulator.split_whitespace().map(OsString::from).collect(),
+        Err(_) => Vec::new(),
+    };
+    command.push(std::env::current_exe()?.into_os_string());
+    Ok(command)
+}
+
+/// Removes the files a previous job left in `dir` (`mr-out-*` and `mr-M-R`),
+/// so the outputs read afterwards are this job's only.
+pub fn clean_job_files(dir: &Path) -> io::Result<()> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(rest) = name.strip_prefix("mr-") else {
+            continue;
+        };
+        let numbers = rest.strip_prefix("out-").unwrap_or(rest);
+        if !numbers.is_empty()
+            && numbers
+                .split('-')
+                .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        {
+            fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// The corpus `run` counts when given no files: `bytes` of generated text
+/// in 8 files under `base`, generated once and reused.
+pub fn default_corpus(base: &Path, bytes: u64) -> io::Result<Vec<PathBuf>> {
+    cached_corpus(
+        base,
+        &CorpusSpec {
+            files: 8,
+            ..CorpusSpec::new(bytes)
+        },
+    )
+}
+
+/// The corpus `spec` under `base`, generated on first use and reused after.
+pub fn cached_corpus(base: &Path, spec: &CorpusSpec) -> io::Result<Vec<PathBuf>> {
+    let dir = base.join(format!(
+        "corpus-{}-{}-{}-v1",
+        spec.bytes, spec.files, spec.seed
+    ));
+    let list = |dir: &Path| -> Vec<PathBuf> {
+        (0..spec.files)
+            .map(|f| dir.join(format!("corpus-{f:03}.txt")))
+            .collect()
+    };
+    if dir.join(".complete").exists() {
+        return Ok(list(&dir));
+    }
+    // Generate beside it and rename the whole directory into place, so a
+    // run interrupted here never leaves half a corpus under the final name.
+    let temp = base.join(format!(".corpus-tmp-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&temp);
+    corpus::generate(&temp, spec)?;
+    fs::write(temp.join(".complete"), b"")?;
+    if fs::rename(&temp, &dir).is_err() {
+        // Someone else finished first: use theirs.
+        let _ = fs::remove_dir_all(&temp);
+    }
+    Ok(list(&dir))
+}
+
+fn spawn_worker(config: &JobConfig, addr: SocketAddr) -> io::Result<Child> {
+    let (program, prefix) = config
+        .program
+        .split_first()
+        .ok_or(io::ErrorKind::InvalidInput)?;
+    Command::new(program)
+        .args(prefix)
+        .arg("worker")
+        .arg("--app")
+        .arg(config.app.name())
+        .arg("--coordinator")
+        .arg(addr.to_string())
+        .arg("--dir")
+        .arg(&config.dir)
+        .stdin(Stdio::null())
+        .spawn()
+}
+
+fn describe(statuses: &[io::Result<ExitStatus>]) -> String {
+    let parts: Vec<String> = statuses
+        .iter()
+        .map(|s| match s {
+            Ok(status) => status.to_string(),
+            Err(e) => e.to_string(),
+        })
+        .collect();
+    parts.join("; ")
+}
+
+// ANCHOR: run_job
+/// Runs the job: coordinator here, workers as child processes.
+pub fn run_job(config: &JobConfig) -> anyhow::Result<JobSummary> {
+    let input_bytes = check_inputs(&config.files)?;
+    fs::create_dir_all(&config.dir)
+        .with_context(|| format!("cannot create {}", config.dir.display()))?;
+    clean_job_files(&config.dir)
+        .with_context(|| format!("cannot clean {}", config.dir.display()))?;
+    let coordinator_config = CoordinatorConfig {
+        listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        files: config.files.clone(),
+        n_reduce: config.n_reduce,
+        task_timeout: config.task_timeout,
+        progress: config.progress,
+    };
+
+    let rt = Runtime::new().context("cannot start the runtime")?;
+    let report = rt.block_on(async {
+        let coordinator =
+            Coordinator::bind(&coordinator_config).context("cannot listen on 127.0.0.1")?;
+        let addr = coordinator.local_addr()?;
+        let mut children = Vec::with_capacity(config.workers);
+        for _ in 0..config.workers {
+            match spawn_worker(config, addr) {
+                Ok(child) => children.push(child),
+                Err(e) => {
+                    for mut child in children {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                    }
+                    return Err(e).context("cannot start a worker process");
+                }
+            }
+        }
+        // Waiting for a child is a blocking call: it goes to the pool.
+        let all_exited = runtime::spawn_blocking(move || {
+            children
+                .into_iter()
+                .map(|mut c| c.wait())
+                .collect::<Vec<_>>()
+        });
+        match select(pin!(coordinator.run()), pin!(all_exited)).await {
+            Either::Left((report, all_exited)) => {
+                // Workers hear Exit and leave; reap them.
+                match timeout(Duration::from_secs(10), all_exited).await {
+                    Ok(Ok(statuses))
+                        if statuses.iter().all(|s| matches!(s, Ok(st) if st.success())) => {}
+                    Ok(Ok(statuses)) => {
+                        eprintln!("run: some workers ended badly: {}", describe(&statuses))
+                    }
+                    Ok(Err(e)) => eprintln!("run: lost track of the workers: {e:?}"),
+                    Err(_) => {
+                        eprintln!("run: workers still running 10 s after the job; leaving them")
+                    }
+                }
+                Ok(report)
+            }
+            Either::Right((statuses, _)) => {
+                let statuses = statuses.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                bail!(
+                    "every worker exited before the job was done ({})",
+                    describe(&statuses)
+                )
+            }
+        }
+    })?;
+
+    let outputs = (0..report.n_reduce)
+        .map(|r| config.dir.join(crate::files::output_name(r)))
+        .collect();
+    Ok(JobSummary {
+        report,
+        input_bytes,
+        outputs,
+    })
+}
+// ANCHOR_END: run_job
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleaning_removes_job_files_and_nothing_else() {
+        let dir = std::env::temp_dir().join(format!("mr-clean-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let names = [
+            "mr-out-0",
+            "mr-out-12",
+            "mr-3-4",
+            "mr-out-",
+            "mr-x-1",
+            "mr-worker-map-7",
+            "notes.txt",
+            "mr-1-",
+        ];
+        for n in names {
+            fs::write(dir.join(n), b"").unwrap();
+        }
+        clean_job_files(&dir).unwrap();
+        let mut left: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            ["mr-1-", "mr-out-", "mr-worker-map-7", "mr-x-1", "notes.txt"]
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_default_corpus_is_generated_once_and_reused() {
+        let base = std::env::temp_dir().join(format!("mr-defcorpus-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        let a = default_corpus(&base, 40_000).unwrap();
+        assert_eq!(a.len(), 8);
+        let first = fs::read(&a[0]).unwrap();
+        let b = default_corpus(&base, 40_000).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(fs::read(&b[0]).unwrap(), first);
+        fs::remove_dir_all(&base).unwrap();
+    }
+}

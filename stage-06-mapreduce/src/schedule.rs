@@ -1,0 +1,518 @@
+//! The coordinator's bookkeeping: which task is where, as plain logic.
+//!
+//! No sockets and no clocks here: every method takes the current time as an
+//! argument, so the tests can drive the state machine through timeouts
+//! without sleeping. The coordinator wraps a [`Schedule`] in a mutex and
+//! calls it from its connection handlers.
+//!
+//! Each task (map or reduce) moves through three states:
+//!
+//! ```text
+//!              assign(worker, now)
+//!    ┌──────┐ ───────────────────► ┌──────────────────────────┐  complete()  ┌──────┐
+//!    │ Idle │                      │ InProgress{worker, until}│ ───────────► │ Done │
+//!    └──────┘ ◄─────────────────── └──────────────────────────┘              └──────┘
+//!        ▲     now ≥ until (expire), or its worker's connection closes          │
+//!        └─ a late complete() from an expired worker is accepted too;           │
+//!           once Done, further reports change nothing ◄─────────────────────────┘
+//! ```
+//!
+//! The job has three phases: every map task must be Done before any reduce
+//! task is handed out (a reduce needs every map's partition), and the job is
+//! done when every reduce task is.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::task::{MapTask, ReduceTask};
+
+/// Map or reduce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskKind {
+    /// A map task: one input file.
+    Map,
+    /// A reduce task: one partition.
+    Reduce,
+}
+
+/// Names one task of the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TaskId {
+    /// Map or reduce.
+    pub kind: TaskKind,
+    /// Its number within its kind.
+    pub index: u32,
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            TaskKind::Map => write!(f, "map {}", self.index),
+            TaskKind::Reduce => write!(f, "reduce {}", self.index),
+        }
+    }
+}
+
+/// Who is running a task: the coordinator numbers its connections.
+pub type WorkerId = u64;
+
+// ANCHOR: state
+/// Where one task stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskState {
+    /// Waiting for a worker.
+    Idle {
+        /// True if it was handed out before and taken back (timeout or
+        /// lost worker): a late report of it is then still welcome.
+        taken_back: bool,
+    },
+    /// Handed to `worker`, who must report by `deadline`.
+    InProgress {
+        /// The worker running it.
+        worker: WorkerId,
+        /// When the coordinator gives up on that worker.
+        deadline: Instant,
+    },
+    /// Its output is in place.
+    Done,
+}
+// ANCHOR_END: state
+
+/// Which part of the job is running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Some map task is not done.
+    Map,
+    /// Every map task is done; some reduce task is not.
+    Reduce,
+    /// Every output is in place.
+    Done,
+}
+
+/// The answer to a worker asking for work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assignment {
+    /// Run this map task.
+    Map(MapTask),
+    /// Run this reduce task.
+    Reduce(ReduceTask),
+    /// Nothing to hand out now: every remaining task of this phase is
+    /// running. Ask again when something changes, or at `until` (the first
+    /// running task's deadline), whichever comes first.
+    Wait {
+        /// The earliest deadline of a running task.
+        until: Option<Instant>,
+    },
+    /// The job is done.
+    Exit,
+}
+
+/// What a completion report did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report {
+    /// The task is now done (maybe by a worker that had timed out: its
+    /// output is complete all the same, thanks to the atomic renames).
+    Accepted,
+    /// The task was already done: a late duplicate, ignored.
+    AlreadyDone,
+    /// No such task was ever handed out: ignored.
+    Unknown,
+}
+
+/// The state of every task of one job.
+#[derive(Debug)]
+pub struct Schedule {
+    files: Vec<String>,
+    n_reduce: u32,
+    timeout: Duration,
+    maps: Vec<TaskState>,
+    reduces: Vec<TaskState>,
+    maps_left: usize,
+    reduces_left: usize,
+    reassigned: u64,
+}
+
+impl Schedule {
+    /// One map task per file, `n_reduce` reduce tasks (at least 1), and a
+    /// worker must report a task within `timeout`.
+    pub fn new(files: Vec<String>, n_reduce: u32, timeout: Duration) -> Schedule {
+        let n_reduce = n_reduce.max(1);
+        Schedule {
+            maps: vec![TaskState::Idle { taken_back: false }; files.len()],
+            reduces: vec![TaskState::Idle { taken_back: false }; n_reduce as usize],
+            maps_left: files.len(),
+            reduces_left: n_reduce as usize,
+            files,
+            n_reduce,
+            timeout,
+            reassigned: 0,
+        }
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        if self.maps_left > 0 {
+            Phase::Map
+        } else if self.reduces_left > 0 {
+            Phase::Reduce
+        } else {
+            Phase::Done
+        }
+    }
+
+    /// Number of map tasks.
+    pub fn n_map(&self) -> u32 {
+        self.maps.len() as u32
+    }
+
+    /// Number of reduce tasks.
+    pub fn n_reduce(&self) -> u32 {
+        self.n_reduce
+    }
+
+    /// (map tasks done, reduce tasks done).
+    pub fn done_counts(&self) -> (usize, usize) {
+        (
+            self.maps.len() - self.maps_left,
+            self.reduces.len() - self.reduces_left,
+        )
+    }
+
+    /// How many times a task was taken back from a worker (timeout or lost
+    /// connection).
+    pub fn reassigned(&self) -> u64 {
+        self.reassigned
+    }
+
+    /// The state of one task (`None` if there is no such task).
+    pub fn state(&self, task: TaskId) -> Option<TaskState> {
+        self.tasks(task.kind).get(task.index as usize).copied()
+    }
+
+    fn tasks(&self, kind: TaskKind) -> &[TaskState] {
+        match kind {
+            TaskKind::Map => &self.maps,
+            TaskKind::Reduce => &self.reduces,
+        }
+    }
+
+    fn tasks_mut(&mut self, kind: TaskKind) -> &mut [TaskState] {
+        match kind {
+            TaskKind::Map => &mut self.maps,
+            TaskKind::Reduce => &mut self.reduces,
+        }
+    }
+
+    fn current_kind(&self) -> Option<TaskKind> {
+        match self.phase() {
+            Phase::Map => Some(TaskKind::Map),
+            Phase::Reduce => Some(TaskKind::Reduce),
+            Phase::Done => None,
+        }
+    }
+
+    // ANCHOR: assign
+    /// Hands `worker` the next idle task of the current phase, if any.
+    pub fn assign(&mut self, worker: WorkerId, now: Instant) -> Assignment {
+        self.expire(now);
+        let Some(kind) = self.current_kind() else {
+            return Assignment::Exit;
+        };
+        let deadline = now + self.timeout;
+        let idle = self
+            .tasks(kind)
+            .iter()
+            .position(|s| matches!(s, TaskState::Idle { .. }));
+        match idle {
+            Some(i) => {
+                self.tasks_mut(kind)[i] = TaskState::InProgress { worker, deadline };
+                let index = i as u32;
+                match kind {
+                    TaskKind::Map => Assignment::Map(MapTask {
+                        index,
+                        file: self.files[i].clone(),
+                        n_reduce: self.n_reduce,
+                    }),
+                    TaskKind::Reduce => Assignment::Reduce(ReduceTask {
+                        index,
+                        n_map: self.n_map(),
+                    }),
+                }
+            }
+            None => Assignment::Wait {
+                until: self.next_deadline(),
+            },
+        }
+    }
+    // ANCHOR_END: assign
+
+    // ANCHOR: complete
+    /// Records that `task` is done (its worker renamed its outputs into
+    /// place).
+    pub fn complete(&mut self, task: TaskId) -> Report {
+        let Some(state) = self.tasks_mut(task.kind).get_mut(task.index as usize) else {
+            return Report::Unknown;
+        };
+        match *state {
+            TaskState::Done => Report::AlreadyDone,
+            // Never handed out: a confused or hostile client.
+            TaskState::Idle { taken_back: false } => Report::Unknown,
+            // Running, or taken back after a timeout: either way the
+            // reporting worker finished it, and its files are complete.
+            TaskState::Idle { .. } | TaskState::InProgress { .. } => {
+                *state = TaskState::Done;
+                match task.kind {
+                    TaskKind::Map => self.maps_left -= 1,
+                    TaskKind::Reduce => self.reduces_left -= 1,
+                }
+                Report::Accepted
+            }
+        }
+    }
+    // ANCHOR_END: complete
+
+    // ANCHOR: expire
+    /// Takes back every task of the current phase whose deadline has
+    /// passed; returns them (for the progress log).
+    pub fn expire(&mut self, now: Instant) -> Vec<TaskId> {
+        self.take_back(|_, deadline| deadline <= now)
+    }
+
+    /// Takes back every task `worker` was running: its connection closed, so
+    /// it cannot report. Returns them.
+    pub fn worker_lost(&mut self, worker: WorkerId) -> Vec<TaskId> {
+        self.take_back(|w, _| w == worker)
+    }
+    // ANCHOR_END: expire
+
+    fn take_back(&mut self, mut lost: impl FnMut(WorkerId, Instant) -> bool) -> Vec<TaskId> {
+        let Some(kind) = self.current_kind() else {
+            return Vec::new();
+        };
+        let mut taken = Vec::new();
+        for (i, state) in self.tasks_mut(kind).iter_mut().enumerate() {
+            if let TaskState::InProgress { worker, deadline } = *state
+                && lost(worker, deadline)
+            {
+                *state = TaskState::Idle { taken_back: true };
+                taken.push(TaskId {
+                    kind,
+                    index: i as u32,
+                });
+            }
+        }
+        self.reassigned += taken.len() as u64;
+        taken
+    }
+
+    /// The earliest deadline among running tasks of the current phase.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let kind = self.current_kind()?;
+        self.tasks(kind)
+            .iter()
+            .filter_map(|s| match s {
+                TaskState::InProgress { deadline, .. } => Some(*deadline),
+                _ => None,
+            })
+            .min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMEOUT: Duration = Duration::from_secs(10);
+
+    fn schedule(maps: usize, reduces: u32) -> Schedule {
+        Schedule::new(
+            (0..maps).map(|i| format!("in-{i}")).collect(),
+            reduces,
+            TIMEOUT,
+        )
+    }
+
+    fn map(i: u32) -> TaskId {
+        TaskId {
+            kind: TaskKind::Map,
+            index: i,
+        }
+    }
+
+    fn reduce(i: u32) -> TaskId {
+        TaskId {
+            kind: TaskKind::Reduce,
+            index: i,
+        }
+    }
+
+    fn index_of(a: &Assignment) -> u32 {
+        match a {
+            Assignment::Map(t) => t.index,
+            Assignment::Reduce(t) => t.index,
+            other => panic!("expected a task, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_map_task_is_handed_out_once_before_any_reduce_task() {
+        let t0 = Instant::now();
+        let mut s = schedule(3, 2);
+        let mut seen = Vec::new();
+        for w in 0..3 {
+            match s.assign(w, t0) {
+                Assignment::Map(t) => {
+                    assert_eq!(t.file, format!("in-{}", t.index));
+                    assert_eq!(t.n_reduce, 2);
+                    seen.push(t.index);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(seen, [0, 1, 2]);
+        // All maps running, none done: the fourth worker waits, until the
+        // first deadline at the latest.
+        assert_eq!(
+            s.assign(3, t0),
+            Assignment::Wait {
+                until: Some(t0 + TIMEOUT)
+            }
+        );
+        assert_eq!(s.complete(map(0)), Report::Accepted);
+        assert_eq!(s.complete(map(1)), Report::Accepted);
+        assert!(
+            matches!(s.assign(3, t0), Assignment::Wait { .. }),
+            "no reduce before the last map"
+        );
+        assert_eq!(s.complete(map(2)), Report::Accepted);
+        assert_eq!(s.phase(), Phase::Reduce);
+        assert_eq!(
+            s.assign(3, t0),
+            Assignment::Reduce(ReduceTask { index: 0, n_map: 3 })
+        );
+    }
+
+    #[test]
+    fn the_job_is_done_only_when_every_reduce_task_is() {
+        let t0 = Instant::now();
+        let mut s = schedule(1, 2);
+        s.assign(0, t0);
+        s.complete(map(0));
+        let a = s.assign(0, t0);
+        let b = s.assign(1, t0);
+        assert_eq!((index_of(&a), index_of(&b)), (0, 1));
+        s.complete(reduce(1));
+        assert_eq!(s.phase(), Phase::Reduce);
+        assert!(matches!(s.assign(2, t0), Assignment::Wait { .. }));
+        s.complete(reduce(0));
+        assert_eq!(s.phase(), Phase::Done);
+        assert_eq!(s.assign(2, t0), Assignment::Exit);
+        assert_eq!(s.done_counts(), (1, 2));
+    }
+
+    #[test]
+    fn a_task_not_reported_within_the_timeout_goes_to_another_worker() {
+        let t0 = Instant::now();
+        let mut s = schedule(1, 1);
+        assert_eq!(index_of(&s.assign(1, t0)), 0);
+        assert!(
+            matches!(s.assign(2, t0 + TIMEOUT / 2), Assignment::Wait { .. }),
+            "not yet"
+        );
+        let late = t0 + TIMEOUT;
+        assert_eq!(
+            index_of(&s.assign(2, late)),
+            0,
+            "taken back at the deadline"
+        );
+        assert_eq!(
+            s.state(map(0)),
+            Some(TaskState::InProgress {
+                worker: 2,
+                deadline: late + TIMEOUT
+            })
+        );
+        assert_eq!(s.reassigned(), 1);
+    }
+
+    #[test]
+    fn a_late_report_from_a_timed_out_worker_is_harmless() {
+        let t0 = Instant::now();
+        let mut s = schedule(2, 1);
+        s.assign(1, t0); // map 0 to worker 1
+        s.assign(2, t0); // map 1 to worker 2
+        s.complete(map(1));
+        s.assign(3, t0 + TIMEOUT); // worker 1 timed out, map 0 goes to 3
+        assert_eq!(
+            s.complete(map(0)),
+            Report::Accepted,
+            "worker 1 finished after all"
+        );
+        assert_eq!(
+            s.complete(map(0)),
+            Report::AlreadyDone,
+            "worker 3's report changes nothing"
+        );
+        assert_eq!(s.done_counts(), (2, 0));
+        assert_eq!(s.phase(), Phase::Reduce);
+    }
+
+    #[test]
+    fn a_lost_worker_gives_its_task_back_at_once_and_nobody_elses() {
+        let t0 = Instant::now();
+        let mut s = schedule(2, 1);
+        s.assign(1, t0);
+        s.assign(2, t0);
+        assert_eq!(s.worker_lost(1), [map(0)]);
+        assert_eq!(s.worker_lost(1), [], "idempotent");
+        assert_eq!(
+            index_of(&s.assign(3, t0)),
+            0,
+            "no need to wait for the deadline"
+        );
+        assert!(matches!(
+            s.state(map(1)),
+            Some(TaskState::InProgress { worker: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn reports_of_tasks_never_handed_out_are_ignored() {
+        let t0 = Instant::now();
+        let mut s = schedule(2, 2);
+        assert_eq!(s.complete(map(1)), Report::Unknown);
+        assert_eq!(s.complete(map(99)), Report::Unknown);
+        assert_eq!(
+            s.complete(reduce(0)),
+            Report::Unknown,
+            "no reduce runs during the map phase"
+        );
+        assert_eq!(s.done_counts(), (0, 0));
+        s.assign(1, t0);
+        assert_eq!(s.complete(map(0)), Report::Accepted);
+    }
+
+    #[test]
+    fn the_wait_deadline_is_the_earliest_running_task() {
+        let t0 = Instant::now();
+        let mut s = schedule(2, 1);
+        s.assign(1, t0);
+        s.assign(2, t0 + Duration::from_secs(3));
+        assert_eq!(s.next_deadline(), Some(t0 + TIMEOUT));
+        s.complete(map(0));
+        assert_eq!(
+            s.next_deadline(),
+            Some(t0 + Duration::from_secs(3) + TIMEOUT)
+        );
+    }
+
+    #[test]
+    fn a_job_without_inputs_goes_straight_to_reduce() {
+        let mut s = schedule(0, 1);
+        assert_eq!(s.phase(), Phase::Reduce);
+        assert_eq!(
+            s.assign(0, Instant::now()),
+            Assignment::Reduce(ReduceTask { index: 0, n_map: 0 })
+        );
+    }
+}

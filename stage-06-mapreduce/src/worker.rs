@@ -1,0 +1,178 @@
+//! The worker: asks for tasks, runs them, reports them, until told to exit.
+//!
+//! ```text
+//!   connect ──► loop {  send GetTask ──► (the coordinator may hold the reply)
+//!                       ◄── Map / Reduce: run it in spawn_blocking,
+//!                                         send Done, ◄── Ack
+//!                       ◄── Exit: the job is done, leave
+//!               }
+//! ```
+//!
+//! The worker is an async program on the stage-05 runtime: its socket is
+//! driven by the reactor, while the map or reduce call (CPU and file I/O,
+//! seconds long) runs on the runtime's blocking pool through
+//! `spawn_blocking`, never on the thread that polls futures.
+//!
+//! If the coordinator cannot be reached, or hangs up (the job is over, or it
+//! crashed), the worker has nothing to do and ends normally, saying why.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use runtime::net::TcpStream;
+use runtime::time::{sleep, timeout};
+
+use crate::app::App;
+use crate::schedule::{TaskId, TaskKind};
+use crate::task;
+use crate::wire::{self, Message};
+
+/// How to run a worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Where the coordinator listens.
+    pub coordinator: SocketAddr,
+    /// The application, chosen by name on the command line.
+    pub app: &'static dyn App,
+    /// The job's directory (intermediate and output files).
+    pub dir: PathBuf,
+    /// How long to keep trying to connect (the coordinator may still be
+    /// starting).
+    pub connect_patience: Duration,
+}
+
+/// Why a worker stopped, when nothing went wrong on its side.
+#[derive(Debug)]
+pub enum WorkerExit {
+    /// The coordinator said the job is done.
+    JobDone {
+        /// Tasks this worker ran.
+        tasks: u64,
+    },
+    /// No coordinator at the address.
+    Unreachable(SocketAddr, io::Error),
+    /// The coordinator hung up (finished, or crashed).
+    CoordinatorGone {
+        /// Tasks this worker ran.
+        tasks: u64,
+    },
+}
+
+impl fmt::Display for WorkerExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WorkerExit::JobDone { tasks } => {
+                write!(f, "job done after {tasks} task(s) here; exiting")
+            }
+            WorkerExit::Unreachable(addr, e) => {
+                write!(f, "cannot reach the coordinator at {addr} ({e}); exiting")
+            }
+            WorkerExit::CoordinatorGone { tasks } => {
+                write!(
+                    f,
+                    "the coordinator went away (after {tasks} task(s) here); exiting"
+                )
+            }
+        }
+    }
+}
+
+/// Connects, retrying refused connections until `patience` runs out.
+async fn connect(addr: SocketAddr, patience: Duration) -> io::Result<TcpStream> {
+    let give_up = Instant::now() + patience;
+    loop {
+        let left = give_up
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(100));
+        let err = match timeout(left, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => return Ok(stream),
+            Ok(Err(e)) => e,
+            Err(_) => io::Error::new(io::ErrorKind::TimedOut, "connection attempt timed out"),
+        };
+        if Instant::now() >= give_up || err.kind() != io::ErrorKind::ConnectionRefused {
+            return Err(err);
+        }
+        // A refused connect is instant; wait a little before the next one.
+        sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One request, one reply. A clean close becomes `UnexpectedEof`.
+async fn call(stream: &mut TcpStream, request: &Message) -> io::Result<Message> {
+    wire::write_message(stream, request).await?;
+    match wire::read_message(stream).await? {
+        Some(reply) => Ok(reply),
+        None => Err(io::ErrorKind::UnexpectedEof.into()),
+    }
+}
+
+/// `Err` from [`call`]: a protocol violation is our error; anything else
+/// means the coordinator is gone.
+fn hung_up(e: io::Error) -> anyhow::Result<()> {
+    if e.kind() == io::ErrorKind::InvalidData {
+        Err(e).context("the coordinator broke the protocol")
+    } else {
+        Ok(())
+    }
+}
+
+// ANCHOR: worker_loop
+/// The worker's whole life, as one future.
+pub async fn work(config: WorkerConfig) -> anyhow::Result<WorkerExit> {
+    let mut stream = match connect(config.coordinator, config.connect_patience).await {
+        Ok(stream) => stream,
+        Err(e) => return Ok(WorkerExit::Unreachable(config.coordinator, e)),
+    };
+    let pid = std::process::id();
+    let mut tasks = 0;
+    loop {
+        let reply = match call(&mut stream, &Message::GetTask { worker: pid }).await {
+            Ok(reply) => reply,
+            Err(e) => return hung_up(e).map(|()| WorkerExit::CoordinatorGone { tasks }),
+        };
+        let (app, dir) = (config.app, config.dir.clone());
+        // The map or reduce call blocks for a long time: off to the
+        // blocking pool, so this thread keeps polling futures.
+        let (id, result) = match reply {
+            Message::Map(t) => (
+                TaskId {
+                    kind: TaskKind::Map,
+                    index: t.index,
+                },
+                runtime::spawn_blocking(move || task::run_map(app, &dir, &t)).await,
+            ),
+            Message::Reduce(t) => (
+                TaskId {
+                    kind: TaskKind::Reduce,
+                    index: t.index,
+                },
+                runtime::spawn_blocking(move || task::run_reduce(app, &dir, &t)).await,
+            ),
+            Message::Exit => return Ok(WorkerExit::JobDone { tasks }),
+            other => bail!("the coordinator answered GetTask with {other:?}"),
+        };
+        match result {
+            Ok(Ok(_outcome)) => tasks += 1,
+            Ok(Err(e)) => return Err(e).with_context(|| format!("{id} failed")),
+            Err(e) => bail!("{id} did not finish: {e:?}"),
+        }
+        match call(
+            &mut stream,
+            &Message::Done {
+                task: id,
+                worker: pid,
+            },
+        )
+        .await
+        {
+            Ok(Message::Ack) => {}
+            Ok(other) => bail!("the coordinator answered Done with {other:?}"),
+            Err(e) => return hung_up(e).map(|()| WorkerExit::CoordinatorGone { tasks }),
+        }
+    }
+}
+// ANCHOR_END: worker_loop
