@@ -14,12 +14,16 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures::io::{AsyncRead, AsyncWrite};
 
 use crate::reactor::{Direction, PollEvented};
+
+/// The accept queue's length asked for by [`TcpListener::bind`].
+const LISTEN_BACKLOG: libc::c_int = 1024;
 
 /// A TCP socket listening for connections.
 pub struct TcpListener {
@@ -39,6 +43,15 @@ impl TcpListener {
     /// inside a runtime (panics otherwise): the socket joins its reactor.
     pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
         let listener = mio::net::TcpListener::bind(addr)?;
+        // mio (like std) listens with a backlog of 128: a burst of more
+        // connections than that overflows the accept queue and the kernel
+        // drops SYNs, which clients retry only after a second. Linux lets a
+        // second `listen` raise the backlog (capped by net.core.somaxconn).
+        // SAFETY: `listen` on a socket fd we own; no memory is passed.
+        let rc = unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
         Ok(TcpListener {
             io: PollEvented::new(listener)?,
         })

@@ -35,6 +35,9 @@ fn exercise(rt: &Runtime) {
             let _ = idle.accept().await;
         });
         spawn(runtime::time::sleep(Duration::from_secs(3600)));
+        // And one on a stage 04 timer, whose waker the reactor holds with
+        // no key to remove it by: shutdown must still let it go.
+        spawn(stackless::timer::sleep(Duration::from_secs(3600)));
     });
 }
 

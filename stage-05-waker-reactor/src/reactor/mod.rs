@@ -192,6 +192,20 @@ impl Reactor {
         key
     }
 
+    /// Runtime shutdown, after every task's future was dropped: drop every
+    /// waker the reactor still holds (timers armed through stage 04's
+    /// interface, sockets that outlive the runtime). A waker owns a
+    /// reference to its task, and a task to its runtime: keeping them would
+    /// keep the runtime's memory and descriptors alive in a cycle.
+    pub(crate) fn shutdown(&self) {
+        self.timers.clear();
+        let slots = self.io.lock().unwrap_or_else(|e| e.into_inner()).drain();
+        for scheduled in &slots {
+            let waiters = std::mem::take(&mut *scheduled.waiters());
+            drop(waiters);
+        }
+    }
+
     /// Number of registered sockets (for tests).
     pub(crate) fn num_registrations(&self) -> usize {
         self.io.lock().unwrap_or_else(|e| e.into_inner()).len()

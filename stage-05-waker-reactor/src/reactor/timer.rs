@@ -80,6 +80,12 @@ impl Timers {
         self.lock().wakers.first_key_value().map(|((d, _), _)| *d)
     }
 
+    /// Forget every timer (runtime shutdown).
+    pub(crate) fn clear(&self) {
+        let wakers = std::mem::take(&mut self.lock().wakers);
+        drop(wakers); // outside the lock
+    }
+
     /// Number of registered timers.
     pub(crate) fn len(&self) -> usize {
         self.lock().wakers.len()

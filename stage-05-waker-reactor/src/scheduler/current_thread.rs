@@ -169,6 +169,7 @@ impl Shared {
         drop(queued);
         this.blocking.shutdown();
         this.reactor.stage04_fds.clear(&this.reactor);
+        this.reactor.shutdown();
         // Finally the core: its queued references and the driver (mio Poll).
         let core = this.take_core();
         if let Some(core) = core {

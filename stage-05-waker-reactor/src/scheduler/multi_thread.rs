@@ -200,6 +200,7 @@ impl Shared {
         }
         this.blocking.shutdown();
         this.reactor.stage04_fds.clear(&this.reactor);
+        this.reactor.shutdown();
         let driver = lock(&this.driver).take();
         drop(driver);
     }
