@@ -351,3 +351,56 @@ fn a_task_woken_from_a_plain_thread_runs_on_a_parked_runtime() {
         assert_eq!(got, 99, "{name}");
     }
 }
+
+/// Many tasks, each woken over and over by its own plain thread, which
+/// bumps a counter and then wakes whatever waker the task left last. The
+/// task finishes when it has seen every bump; a single lost wake-up leaves
+/// it waiting forever (and the test hangs).
+#[test]
+fn a_storm_of_cross_thread_wakes_never_strands_a_task() {
+    use std::sync::Mutex;
+    let bumps = scaled(2_000);
+    for (name, rt) in both_flavours() {
+        let finished = rt.block_on(async move {
+            let mut tasks = Vec::new();
+            let mut threads = Vec::new();
+            for _ in 0..4 {
+                let counter = Arc::new(AtomicUsize::new(0));
+                let slot: Arc<Mutex<Option<Waker>>> = Arc::new(Mutex::new(None));
+                let (c, s) = (counter.clone(), slot.clone());
+                tasks.push(spawn(async move {
+                    std::future::poll_fn(|cx| {
+                        // Leave the waker first, then look: a bump after
+                        // the look finds this waker and wakes it.
+                        *s.lock().unwrap() = Some(cx.waker().clone());
+                        if c.load(SeqCst) == bumps {
+                            Poll::Ready(())
+                        } else {
+                            Poll::Pending
+                        }
+                    })
+                    .await;
+                }));
+                threads.push(std::thread::spawn(move || {
+                    for _ in 0..bumps {
+                        counter.fetch_add(1, SeqCst);
+                        let waker = slot.lock().unwrap().clone();
+                        if let Some(waker) = waker {
+                            waker.wake();
+                        }
+                    }
+                }));
+            }
+            let mut finished = 0;
+            for task in tasks {
+                task.await.unwrap();
+                finished += 1;
+            }
+            for thread in threads {
+                thread.join().unwrap();
+            }
+            finished
+        });
+        assert_eq!(finished, 4, "{name}");
+    }
+}
