@@ -5,6 +5,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread;
+use std::time::Duration;
 
 #[path = "../examples/echo_edge.rs"]
 mod echo_edge;
@@ -16,6 +17,8 @@ mod echo_mio;
 const CLIENTS: usize = if cfg!(target_arch = "aarch64") { 8 } else { 32 };
 const ROUNDS: usize = 20;
 const BIG: usize = 4 << 20; // more than the kernel buffers on both sides
+/// A server that loses data makes a read fail after this, instead of hanging.
+const PATIENCE: Duration = Duration::from_secs(30);
 
 fn start(serve: fn(TcpListener) -> std::io::Result<()>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -25,8 +28,14 @@ fn start(serve: fn(TcpListener) -> std::io::Result<()>) -> SocketAddr {
     addr
 }
 
+fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    stream
+}
+
 fn round_trips(addr: SocketAddr, id: usize) {
-    let mut stream = TcpStream::connect(addr).expect("connect");
+    let mut stream = connect(addr);
     for round in 0..ROUNDS {
         let message = format!("client {id} round {round}\n");
         stream.write_all(message.as_bytes()).expect("write");
@@ -37,7 +46,7 @@ fn round_trips(addr: SocketAddr, id: usize) {
 }
 
 fn big_message(addr: SocketAddr) {
-    let stream = TcpStream::connect(addr).expect("connect");
+    let stream = connect(addr);
     let mut writer = stream.try_clone().expect("clone");
     let sent: Vec<u8> = (0..BIG).map(|i| (i % 251) as u8).collect();
     let expected = sent.clone();
