@@ -161,3 +161,37 @@ fn a_timer_armed_on_a_worker_shortens_another_workers_wait() {
         long.abort();
     });
 }
+
+#[test]
+fn timers_keep_firing_on_the_multi_thread_flavour_while_one_worker_is_stuck() {
+    // A task that blocks its worker thread (which tasks should not do) must
+    // not stop the other worker from driving the reactor.
+    let rt = Runtime::builder()
+        .multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let stuck_for = Duration::from_millis(if cfg!(target_arch = "aarch64") {
+        2000
+    } else {
+        500
+    });
+    let timer_done = rt.block_on(async move {
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = done.clone();
+        let stuck = spawn(async move {
+            std::thread::sleep(stuck_for);
+            flag.load(std::sync::atomic::Ordering::SeqCst)
+        });
+        let timer = spawn(async move {
+            sleep(Duration::from_millis(10)).await;
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        timer.await.unwrap();
+        stuck.await.unwrap()
+    });
+    assert!(
+        timer_done,
+        "the timer fired while the other worker was stuck"
+    );
+}

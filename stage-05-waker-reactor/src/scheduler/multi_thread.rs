@@ -402,18 +402,29 @@ impl Shared {
             return;
         }
         let parker = &self.workers[index].parker;
-        match self.driver.try_lock() {
+        let drove = match self.driver.try_lock() {
             Ok(mut driver) => match driver.as_mut() {
                 // Wait phase: block in epoll until I/O, a timer or an unpark.
-                Some(driver) => parker.park_in_driver(driver),
-                None => parker.park_on_condvar(),
+                Some(driver) => {
+                    parker.park_in_driver(driver);
+                    true
+                }
+                None => {
+                    parker.park_on_condvar();
+                    false
+                }
             },
             // Another worker is in the wait phase already.
-            Err(_) => parker.park_on_condvar(),
-        }
+            Err(_) => {
+                parker.park_on_condvar();
+                false
+            }
+        };
         self.unregister_sleeper(ctx);
-        // The wake phase may have queued several tasks here: share them.
-        if self.workers[index].len.load(Acquire) > 1 {
+        // Leaving the driver with work to do: wake a sleeper, which takes
+        // the driver over (or a share of the work), so that I/O and timers
+        // keep being served while this worker runs tasks.
+        if drove && self.workers[index].len.load(Acquire) > 0 {
             self.notify_one();
         }
     }
