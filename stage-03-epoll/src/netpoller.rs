@@ -174,27 +174,24 @@ impl Shared {
         Ok(())
     }
 
-    /// Forgets a socket before it is closed. Green threads still parked on
-    /// it (other holders of a shared reference) are woken to see the error.
+    /// Forgets a socket before it is closed.
+    ///
+    /// No green thread can be parked on it any more: a parked thread is
+    /// inside a method of the socket, so the socket cannot be dropped (and
+    /// a cancelled one removes its own entry while it unwinds). Any entry
+    /// left would be stale, so it is simply cleared.
     pub(crate) fn deregister(&self, fd: RawFd) {
+        // An error here can only mean the fd is not registered: nothing to undo.
         let _ = self.poll.borrow().registry().deregister(fd);
-        let stranded = {
-            let mut waiters = self.waiters.borrow_mut();
-            match usize::try_from(fd)
-                .ok()
-                .and_then(|slot| waiters.get_mut(slot))
-            {
-                Some(w) => {
-                    let mut ids = std::mem::take(&mut w.readers);
-                    ids.append(&mut w.writers);
-                    ids
-                }
-                None => Vec::new(),
-            }
-        };
-        self.parked.set(self.parked.get() - stranded.len());
-        for id in stranded {
-            green::unpark(id);
+        let mut waiters = self.waiters.borrow_mut();
+        if let Some(w) = usize::try_from(fd)
+            .ok()
+            .and_then(|slot| waiters.get_mut(slot))
+        {
+            let stale = w.readers.len() + w.writers.len();
+            w.readers.clear();
+            w.writers.clear();
+            self.parked.set(self.parked.get() - stale);
         }
     }
 

@@ -51,7 +51,7 @@ fn a_short_delay_sent_later_overtakes_a_long_one_sent_first() {
     let server = DelayServer::start().expect("start");
     let addr = server.addr();
     let slow = thread::spawn(move || {
-        let reply = delayserver::fetch(addr, &delayserver::path(1500, "slow")).expect("slow");
+        let reply = delayserver::fetch(addr, &delayserver::path(3000, "slow")).expect("slow");
         (Instant::now(), reply.body)
     });
     thread::sleep(Duration::from_millis(50));
