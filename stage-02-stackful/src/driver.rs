@@ -58,6 +58,7 @@ use crate::GreenId;
 /// non-blocking polls of the driver while the run queue is never empty.
 pub const POLL_INTERVAL: u32 = 61;
 
+// ANCHOR: driver_trait
 /// The reactor half of a runtime: blocks the OS thread in the wait phase and
 /// reports which parked green threads became ready.
 ///
@@ -87,6 +88,7 @@ pub trait Driver: Any {
     /// driver can never wake anyone.
     fn has_waiters(&self) -> bool;
 }
+// ANCHOR_END: driver_trait
 
 /// The default driver: knows no events, only time. `wait` sleeps the OS
 /// thread until the next timer is due.

@@ -403,6 +403,13 @@ impl Scheduler {
         }
     }
 
+    fn is_parked(&self, id: GreenId) -> bool {
+        self.threads
+            .borrow()
+            .get(id.slot())
+            .is_some_and(|t| t.serial == id.serial() && t.state == State::Parked)
+    }
+
     /// Whether a timer entry still belongs to a thread parked on it.
     fn timer_is_live(&self, thread: GreenId, key: u64) -> bool {
         self.threads
@@ -434,7 +441,11 @@ impl Scheduler {
             let Some(entry) = entry else { break };
             if self.timer_is_live(entry.thread, entry.key) {
                 self.set_timer_key(entry.thread, 0);
-                self.unpark(entry.thread);
+                // Already made runnable by someone else? Then leave no token:
+                // the thread is about to see its deadline passed anyway.
+                if self.is_parked(entry.thread) {
+                    self.unpark(entry.thread);
+                }
             }
         }
     }
