@@ -136,6 +136,7 @@ impl<T> Slab<T> {
         }
     }
 
+    // ANCHOR: slab_remove
     /// Take the value under `key` out, if `key` is still current. The slot's
     /// generation moves on, which retires `key` for good.
     pub(crate) fn remove(&mut self, key: Key) -> Option<T> {
@@ -155,6 +156,7 @@ impl<T> Slab<T> {
         self.len -= 1;
         Some(value)
     }
+    // ANCHOR_END: slab_remove
 
     /// Remove every value, oldest slot first. Generations still move on.
     pub(crate) fn drain(&mut self) -> Vec<T> {

@@ -154,6 +154,7 @@ impl Shared {
     }
     // ANCHOR_END: block_on
 
+    // ANCHOR: shutdown
     /// Runtime shutdown. See [`crate::Runtime`]'s `Drop`.
     pub(crate) fn shutdown(this: &Arc<Shared>) {
         let _handle = context::enter(Handle::CurrentThread(this.clone()));
@@ -178,6 +179,7 @@ impl Shared {
             drop(core);
         }
     }
+    // ANCHOR_END: shutdown
 }
 
 impl Schedule for Arc<Shared> {

@@ -381,7 +381,7 @@ impl Shared {
     }
     // ANCHOR_END: worker_loop
 
-    // ANCHOR: park
+    // ANCHOR: worker_park
     fn park(&self, ctx: &WorkerCtx) {
         let index = ctx.index;
         {
@@ -428,7 +428,7 @@ impl Shared {
             self.notify_one();
         }
     }
-    // ANCHOR_END: park
+    // ANCHOR_END: worker_park
 
     fn unregister_sleeper(&self, ctx: &WorkerCtx) {
         let mut sleepers = lock(&self.sleepers);

@@ -279,8 +279,8 @@ where
 }
 
 // ANCHOR: complete
-/// Store the output, mark the task done, wake the join handle, leave the
-/// owner's list, and drop the caller's `refs` references.
+/// Leave the owner's list, store the output, mark the task done, wake the
+/// join handle, and drop the caller's `refs` references.
 ///
 /// # Safety
 /// RUNNING is set by the caller, who owns `refs` references.

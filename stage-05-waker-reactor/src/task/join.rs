@@ -43,6 +43,7 @@ impl<T> JoinHandle<T> {
         unsafe { self.raw.as_ref() }
     }
 
+    // ANCHOR: abort
     /// Cancel the task. If it is idle or queued, its future is dropped the
     /// next time the executor gets to it (on the executor's thread); if it is
     /// being polled, right after that poll. A task that already finished
@@ -56,6 +57,7 @@ impl<T> JoinHandle<T> {
             unsafe { (self.header().vtable().schedule)(self.raw) };
         }
     }
+    // ANCHOR_END: abort
 
     /// Whether the task is done (its output, if any, is ready).
     pub fn is_finished(&self) -> bool {

@@ -189,6 +189,7 @@ impl OwnedTasks {
         }
     }
 
+    // ANCHOR: shutdown_all
     /// Shutdown: refuse new tasks, then drop the future of every task in
     /// the list (each completes as cancelled) and the list's references.
     pub(crate) fn close_and_shutdown_all(&self) {
@@ -205,6 +206,7 @@ impl OwnedTasks {
             }
         }
     }
+    // ANCHOR_END: shutdown_all
 }
 
 /// Allocate a task that is in no owner's list (a blocking job). Returns the
