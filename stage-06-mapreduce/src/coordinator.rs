@@ -129,6 +129,8 @@ struct Shared {
     changed: Signal,
     connections: Mutex<usize>,
     progress: bool,
+    /// When the coordinator started listening, for the progress lines.
+    started: Instant,
 }
 
 impl Shared {
@@ -144,7 +146,8 @@ impl Shared {
 
     fn log(&self, line: fmt::Arguments<'_>) {
         if self.progress {
-            eprintln!("coordinator: {line}");
+            let t = self.started.elapsed().as_secs_f64();
+            eprintln!("coordinator: [{t:7.3}s] {line}");
         }
     }
 }
@@ -167,6 +170,7 @@ impl Coordinator {
             changed: Signal::new(),
             connections: Mutex::new(0),
             progress: config.progress,
+            started: Instant::now(),
         };
         Ok(Coordinator {
             listener,
@@ -182,8 +186,8 @@ impl Coordinator {
     // ANCHOR: run
     /// Serves workers until every output is in place, then returns.
     pub async fn run(self) -> JobReport {
-        let started = Instant::now();
         let shared = self.shared;
+        let started = shared.started;
         let acceptor = runtime::spawn(accept_loop(self.listener, Arc::clone(&shared)));
 
         // Wait phase of the whole job: until the schedule says Done.

@@ -19,30 +19,34 @@ use crate::hash::FnvBuildHasher;
 
 /// With a combiner, a key's values are reduced in place once this many
 /// have accumulated.
-pub const COMBINE_AT: usize = 256;
+pub const COMBINE_AT: usize = 64;
 
-/// All values of one key, packed end to end in one buffer.
+/// All values of one key, packed into one buffer, each behind its length.
 ///
 /// ```text
-///   values "1", "40", "7":   buf = "1407"   cuts = [1, 3]   len = 3
+///   values "1", "40", "":   buf = [1] '1' [2] '4' '0' [0]      len = 3
+///                                 └ length as a LEB128 varint: one byte below 128
 /// ```
 ///
-/// `cuts` holds the boundaries *between* values, so a key with a single
-/// value (most keys of a text, in any one file) costs no second allocation.
+/// One buffer per key, not one per value: an emit appends a few bytes to
+/// memory the key already owns, and a key with one short value costs one
+/// small allocation.
 #[derive(Debug, Clone, Default)]
 pub struct ValueList {
-    buf: String,
-    cuts: Vec<usize>,
+    buf: Vec<u8>,
     len: usize,
 }
 
 impl ValueList {
     /// Appends one value.
     pub fn push(&mut self, value: &str) {
-        if self.len > 0 {
-            self.cuts.push(self.buf.len());
+        let mut n = value.len();
+        while n >= 0x80 {
+            self.buf.push((n as u8) | 0x80);
+            n >>= 7;
         }
-        self.buf.push_str(value);
+        self.buf.push(n as u8);
+        self.buf.extend_from_slice(value.as_bytes());
         self.len += 1;
     }
 
@@ -59,7 +63,6 @@ impl ValueList {
     /// Forgets every value, keeping the memory for reuse.
     pub fn clear(&mut self) {
         self.buf.clear();
-        self.cuts.clear();
         self.len = 0;
     }
 
@@ -67,7 +70,6 @@ impl ValueList {
     pub fn values(&self) -> Values<'_> {
         Values {
             buf: &self.buf,
-            cuts: &self.cuts,
             len: self.len,
         }
     }
@@ -84,8 +86,7 @@ impl ValueList {
 /// The values of one key, as `reduce` sees them: a cheap, copyable view.
 #[derive(Debug, Clone, Copy)]
 pub struct Values<'a> {
-    buf: &'a str,
-    cuts: &'a [usize],
+    buf: &'a [u8],
     len: usize,
 }
 
@@ -102,13 +103,23 @@ impl<'a> Values<'a> {
 
     /// The values in the order they were gathered.
     pub fn iter(&self) -> impl Iterator<Item = &'a str> + 'a {
-        let (buf, cuts) = (self.buf, self.cuts);
-        let mut start = 0;
-        (0..self.len).map(move |i| {
-            let end = cuts.get(i).copied().unwrap_or(buf.len());
-            let value = &buf[start..end];
-            start = end;
-            value
+        let mut rest = self.buf;
+        (0..self.len).map(move |_| {
+            let mut n = 0usize;
+            let mut shift = 0;
+            while let Some((&b, tail)) = rest.split_first() {
+                rest = tail;
+                n |= usize::from(b & 0x7f) << shift;
+                shift += 7;
+                if b < 0x80 {
+                    break;
+                }
+            }
+            let (value, tail) = rest.split_at(n.min(rest.len()));
+            rest = tail;
+            // Every value was pushed as a &str, so this cannot fail; ""
+            // keeps the library panic-free all the same.
+            std::str::from_utf8(value).unwrap_or("")
         })
     }
 
@@ -217,6 +228,20 @@ mod tests {
         list.clear();
         list.push("only");
         assert_eq!(list.values().to_vec(), ["only"]);
+    }
+
+    #[test]
+    fn long_values_survive_the_length_prefix() {
+        let long = "x".repeat(300);
+        let longer = "y".repeat(70_000);
+        let mut list = ValueList::default();
+        for v in ["a", &long, "", &longer, "z"] {
+            list.push(v);
+        }
+        assert_eq!(
+            list.values().to_vec(),
+            ["a", &long[..], "", &longer[..], "z"]
+        );
     }
 
     #[test]
