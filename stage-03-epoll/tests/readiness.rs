@@ -373,3 +373,19 @@ fn a_peer_reset_is_reported_and_surfaces_as_an_error() {
         .expect_err("a reset is an error");
     assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
 }
+
+#[test]
+fn registries_wakers_and_delay_servers_can_be_shared_across_threads() {
+    fn send_and_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_and_sync::<netpoll::Registry>();
+    send_and_sync::<Waker>();
+    send_and_sync::<netpoll::delayserver::DelayServer>();
+    send::<Poll>();
+    send::<Events>();
+    // (A compile-time property: this test fails by not compiling.)
+    let registry = Poll::new().expect("poll").registry().clone();
+    thread::spawn(move || drop(registry))
+        .join()
+        .expect("thread");
+}
