@@ -1,4 +1,4 @@
-//! Joining a green thread: the shared result slot ([`Packet`]), the
+//! Joining a green thread: the shared result slot (`Packet`), the
 //! [`JoinHandle`] that waits on it, and the [`JoinError`] that carries a
 //! panic (or a cancellation) to whoever joins.
 //!

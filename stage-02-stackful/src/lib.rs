@@ -30,7 +30,7 @@
 //! | [`join`]      | `JoinHandle`, `JoinError`: results and panics of green threads    |
 //! | [`driver`]    | the `Driver` hook: what the scheduler does when nothing can run   |
 //! | `timer`       | the timer queue (a min-heap of deadlines)                          |
-//! | [`channel`]   | an unbounded MPSC channel whose `recv` parks                      |
+//! | [`channel`](mod@channel) | an unbounded MPSC channel whose `recv` parks                      |
 //! | [`generator`] | `Generator`: yield from any call depth, consume as an `Iterator`  |
 //! | [`stack_pool`]| stacks reused between green threads                               |
 //! | `slab`        | the table of green threads, addressed by `GreenId`                |

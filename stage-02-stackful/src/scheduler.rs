@@ -484,7 +484,12 @@ impl Scheduler {
             self.running_suspender.set(thread.suspender);
             match thread.fiber.take() {
                 Some(fiber) => fiber,
-                None => return,
+                // Only a panic out of an earlier `resume` (a bug) can lose a
+                // fiber: forget the record rather than loop on it.
+                None => {
+                    threads.remove(id.slot());
+                    return;
+                }
             }
         };
         self.running.set(Some(id));
