@@ -404,3 +404,84 @@ fn a_storm_of_cross_thread_wakes_never_strands_a_task() {
         assert_eq!(finished, 4, "{name}");
     }
 }
+
+#[test]
+fn two_threads_can_block_on_one_current_thread_runtime_at_once() {
+    // One thread drives the tasks; the other polls its own future and gets
+    // its spawned task run by the first (or takes the core over later).
+    let rt = Runtime::new().unwrap();
+    let (release_tx, release_rx) = oneshot::channel::<()>();
+    std::thread::scope(|scope| {
+        let rt = &rt;
+        let driver = scope.spawn(move || {
+            rt.block_on(async move {
+                release_rx.await.unwrap();
+                "driver done"
+            })
+        });
+        let other = scope.spawn(move || {
+            let out = rt.block_on(async { spawn(async { 40 + 2 }).await.unwrap() });
+            release_tx.send(()).unwrap();
+            out
+        });
+        assert_eq!(other.join().unwrap(), 42);
+        assert_eq!(driver.join().unwrap(), "driver done");
+    });
+}
+
+#[test]
+#[should_panic(expected = "from inside a runtime's task")]
+fn block_on_inside_a_task_panics_with_a_clear_message() {
+    let rt = Runtime::new().unwrap();
+    let inner = Runtime::new().unwrap();
+    rt.block_on(async move {
+        spawn(async move { inner.block_on(async {}) })
+            .await
+            .map_err(|e| e.into_panic())
+    })
+    .unwrap_or_else(|payload| std::panic::resume_unwind(payload));
+}
+
+#[test]
+fn a_detached_task_keeps_running_after_its_handle_is_dropped() {
+    for (name, rt) in both_flavours() {
+        rt.block_on(async {
+            let (tx, rx) = oneshot::channel();
+            drop(spawn(async move {
+                yield_now().await;
+                tx.send("still ran").unwrap();
+            }));
+            assert_eq!(rx.await.unwrap(), "still ran", "{name}");
+        });
+    }
+}
+
+#[test]
+fn spawn_blocking_queues_jobs_beyond_the_thread_limit() {
+    let rt = Runtime::builder().max_blocking_threads(1).build().unwrap();
+    let results = rt.block_on(async {
+        let jobs: Vec<_> = (0..5)
+            .map(|i| {
+                spawn_blocking(move || {
+                    std::thread::sleep(Duration::from_millis(2));
+                    (i, std::thread::current().name().map(str::to_owned))
+                })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for job in jobs {
+            results.push(job.await.unwrap());
+        }
+        results
+    });
+    assert_eq!(
+        results.iter().map(|r| r.0).collect::<Vec<_>>(),
+        [0, 1, 2, 3, 4]
+    );
+    assert!(
+        results
+            .iter()
+            .all(|r| r.1.as_deref() == Some("runtime-blocking")),
+        "one named pool thread: {results:?}"
+    );
+}
