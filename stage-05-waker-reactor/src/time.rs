@@ -211,7 +211,9 @@ impl Interval {
         std::task::ready!(Pin::new(&mut self.sleep).poll(cx));
         let scheduled = self.sleep.deadline();
         let now = Instant::now();
-        let mut next = scheduled + self.period;
+        let mut next = scheduled
+            .checked_add(self.period)
+            .unwrap_or_else(far_future);
         if next <= now {
             // Skip the ticks we missed.
             let behind = now.duration_since(scheduled).as_nanos();

@@ -195,3 +195,24 @@ fn timers_keep_firing_on_the_multi_thread_flavour_while_one_worker_is_stuck() {
         "the timer fired while the other worker was stuck"
     );
 }
+
+#[test]
+fn huge_durations_do_not_overflow_they_just_never_fire() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        assert!(
+            timeout(Duration::from_millis(5), sleep(Duration::MAX))
+                .await
+                .is_err()
+        );
+        let mut ticks = interval(Duration::MAX);
+        ticks.tick().await; // the first tick is immediate
+        assert!(
+            timeout(Duration::from_millis(5), ticks.tick())
+                .await
+                .is_err()
+        );
+        assert!(timeout(Duration::MAX, async { 1 }).await.is_ok());
+    });
+    assert_eq!(rt.num_pending_timers(), 0);
+}
