@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::time::Duration;
 
+use runtime::Runtime;
 use runtime::net::TcpListener;
-use runtime::{Runtime, spawn};
 
 fn process_cpu_time() -> Duration {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
@@ -31,16 +31,15 @@ fn an_idle_multi_thread_runtime_with_a_blocked_task_burns_no_cpu() {
         .unwrap();
     let polls = Arc::new(AtomicU32::new(0));
     let counter = polls.clone();
-    let blocked = rt.block_on(async move {
-        let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        spawn(async move {
-            let mut accept = std::pin::pin!(listener.accept());
-            std::future::poll_fn(|cx| {
-                counter.fetch_add(1, SeqCst);
-                std::future::Future::poll(accept.as_mut(), cx)
-            })
-            .await
+    let listener = rt.block_on(async { TcpListener::bind("127.0.0.1:0".parse().unwrap()) });
+    let listener = listener.unwrap();
+    let blocked = rt.spawn(async move {
+        let mut accept = std::pin::pin!(listener.accept());
+        std::future::poll_fn(|cx| {
+            counter.fetch_add(1, SeqCst);
+            std::future::Future::poll(accept.as_mut(), cx)
         })
+        .await
     });
     // Let the workers settle into their parking places.
     std::thread::sleep(Duration::from_millis(50));
