@@ -125,7 +125,9 @@ impl TcpStream {
     ///
     /// A non-blocking `connect` returns `EINPROGRESS` at once; the socket
     /// turns writable when the handshake ends, and `SO_ERROR` then says
-    /// whether it succeeded.
+    /// whether it succeeded. (`EINTR` means the same: a signal interrupted
+    /// the call, but the handshake goes on in the kernel. Calling `connect`
+    /// again would fail with `EALREADY`.)
     pub fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
         let netpoller = Shared::current()?;
         let inner = std::net::TcpStream::from(nonblocking_socket(&addr)?);
@@ -137,7 +139,7 @@ impl TcpStream {
         let rc = unsafe { libc::connect(fd, (&raw as *const libc::sockaddr_storage).cast(), len) };
         if rc == -1 {
             let err = io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::EINPROGRESS) {
+            if !matches!(err.raw_os_error(), Some(libc::EINPROGRESS | libc::EINTR)) {
                 return Err(err);
             }
             // Writable means "handshake over"; a refused connect also
