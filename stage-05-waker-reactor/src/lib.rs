@@ -30,12 +30,13 @@
 //!
 //! | module | what it is |
 //! |---|---|
-//! | [`task`] (private) | a task's memory, its state machine (idle, scheduled, running, notified, done), the hand-written waker vtable, `JoinHandle` |
+//! | `task` (private) | a task's memory, its state machine (idle, scheduled, running, notified, done), the hand-written waker vtable, `JoinHandle` |
 //! | `scheduler` (private) | the executor: `current_thread` and `multi_thread` flavours |
 //! | `reactor` (private) | the driver: one mio `Poll`, a slab of socket states, timers |
 //! | `slab` (private) | the slab with generation-checked keys |
 //! | `blocking` (private) | the `spawn_blocking` thread pool |
 //! | `context` (private) | the thread-local current runtime |
+//! | `coop` (private) | the budget of socket operations per poll of a task |
 //! | [`time`] | `sleep`, `sleep_until`, `timeout`, `interval` |
 //! | [`net`] | `TcpListener`, `TcpStream` (`futures::io::AsyncRead`/`AsyncWrite`) |
 //! | [`Runtime`], [`Builder`] | owning all of the above; shutdown on drop |
@@ -47,6 +48,7 @@
 
 mod blocking;
 mod context;
+mod coop;
 mod reactor;
 mod runtime;
 mod scheduler;

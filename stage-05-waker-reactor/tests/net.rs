@@ -171,3 +171,64 @@ fn a_task_blocked_on_a_socket_is_not_polled_and_burns_no_cpu() {
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+
+#[test]
+fn a_task_reading_an_always_ready_socket_does_not_starve_the_others() {
+    // 256 KiB are sent to a socket before the reader starts, so most of its
+    // 4,096 small reads succeed at once: it would return Pending only when
+    // it happens to outrun the sender. The runtime's budget (128 socket
+    // operations per poll) makes it step aside at least that often, and the
+    // ticker task runs in between.
+    let rt = Runtime::new().unwrap();
+    let (longest_run, total) = rt.block_on(async {
+        let listener = TcpListener::bind(loopback()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let writer = std::thread::spawn(move || {
+            use std::io::Write;
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.write_all(&vec![1u8; 256 * 1024]).unwrap();
+            s.shutdown(Shutdown::Write).unwrap();
+        });
+        let (mut stream, _) = listener.accept().await.unwrap();
+
+        let reading = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let ticks = Arc::new(AtomicU32::new(0));
+        let (r, t) = (reading.clone(), ticks.clone());
+        let ticker = spawn(async move {
+            while r.load(SeqCst) {
+                t.fetch_add(1, SeqCst);
+                runtime::yield_now().await;
+            }
+        });
+        let reader = spawn(async move {
+            let (mut total, mut run, mut longest_run) = (0usize, 0u32, 0u32);
+            let mut last_tick = u32::MAX;
+            let mut buf = [0u8; 64];
+            loop {
+                let n = stream.read(&mut buf).await.unwrap();
+                // Reads in a row without the ticker running in between.
+                let tick = ticks.load(SeqCst);
+                run = if tick == last_tick { run + 1 } else { 1 };
+                last_tick = tick;
+                longest_run = longest_run.max(run);
+                if n == 0 {
+                    break;
+                }
+                total += n;
+            }
+            reading.store(false, SeqCst);
+            (longest_run, total)
+        });
+        let out = reader.await.unwrap();
+        ticker.await.unwrap();
+        runtime::spawn_blocking(move || writer.join().unwrap())
+            .await
+            .unwrap();
+        out
+    });
+    assert_eq!(total, 256 * 1024);
+    assert!(
+        longest_run <= 129,
+        "{longest_run} reads in a row without letting the other task run"
+    );
+}

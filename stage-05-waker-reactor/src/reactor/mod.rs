@@ -477,19 +477,24 @@ impl<E: Source> PollEvented<E> {
     // ANCHOR: poll_io
     /// Run the non-blocking operation `op` until it does not say
     /// `WouldBlock`; in between, wait (Pending) for readiness in `direction`.
+    /// A task whose budget for this poll is spent is held back first.
     pub(crate) fn poll_io<R>(
         &self,
         cx: &mut Context<'_>,
         direction: Direction,
         mut op: impl FnMut(&E) -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
+        std::task::ready!(crate::coop::poll_proceed(cx));
         loop {
             let event = std::task::ready!(self.registration.poll_ready(cx, direction));
             match op(self.get_ref()) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.registration.clear_readiness(event);
                 }
-                result => return Poll::Ready(result),
+                result => {
+                    crate::coop::spend();
+                    return Poll::Ready(result);
+                }
             }
         }
     }
@@ -506,18 +511,20 @@ impl<E: Source> PollEvented<E> {
         len: usize,
         mut op: impl FnMut(&E) -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
+        std::task::ready!(crate::coop::poll_proceed(cx));
         loop {
             let event = std::task::ready!(self.registration.poll_ready(cx, direction));
-            match op(self.get_ref()) {
+            let result = op(self.get_ref());
+            match result {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.registration.clear_readiness(event);
+                    continue;
                 }
-                Ok(n) if n > 0 && n < len => {
-                    self.registration.clear_readiness(event);
-                    return Poll::Ready(Ok(n));
-                }
-                result => return Poll::Ready(result),
+                Ok(n) if n > 0 && n < len => self.registration.clear_readiness(event),
+                _ => {}
             }
+            crate::coop::spend();
+            return Poll::Ready(result);
         }
     }
 }

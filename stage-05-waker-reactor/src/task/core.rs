@@ -206,16 +206,19 @@ where
     let waker = ManuallyDrop::new(unsafe { waker::borrowed(ptr) });
     let mut cx = Context::from_waker(&waker);
 
-    let polled = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: RUNNING is set, so this thread alone touches the stage;
-        // the future lives in the heap cell and never moves: it is pinned.
-        let stage = unsafe { &mut *cell.stage.get() };
-        let Stage::Running(future) = stage else {
-            unreachable!("a task that is not done holds its future");
-        };
-        // SAFETY: see above: the cell is never moved while the future lives.
-        unsafe { Pin::new_unchecked(future) }.poll(&mut cx)
-    }));
+    // Each poll gets a fresh budget of socket operations (see `coop`).
+    let polled = crate::coop::budget(|| {
+        catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: RUNNING is set, so this thread alone touches the stage;
+            // the future lives in the heap cell and never moves: it is pinned.
+            let stage = unsafe { &mut *cell.stage.get() };
+            let Stage::Running(future) = stage else {
+                unreachable!("a task that is not done holds its future");
+            };
+            // SAFETY: see above: the cell is never moved while the future lives.
+            unsafe { Pin::new_unchecked(future) }.poll(&mut cx)
+        }))
+    });
 
     let output = match polled {
         Ok(Poll::Pending) => {
