@@ -74,16 +74,19 @@ impl TcpStream {
 
     /// Read until the peer closes its side, appending to `buf`; resolves to
     /// the number of bytes appended.
+    ///
+    /// Cancelling it (dropping the future) keeps what was read so far in
+    /// `buf` and nothing else: each read goes into a chunk the future owns,
+    /// and only the bytes it got are appended. (Reading straight into
+    /// zero-filled spare room of `buf` would leave those zeros behind in
+    /// `buf` if the future were dropped while that read was pending.)
     pub async fn read_to_end(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
         let start = buf.len();
+        let mut chunk = vec![0u8; 4096];
         loop {
-            let filled = buf.len();
-            buf.resize(filled + 4096, 0);
-            let result = self.read(&mut buf[filled..]).await;
-            let n = *result.as_ref().unwrap_or(&0);
-            buf.truncate(filled + n);
-            if result? == 0 {
-                return Ok(buf.len() - start);
+            match self.read(&mut chunk).await? {
+                0 => return Ok(buf.len() - start),
+                n => buf.extend_from_slice(&chunk[..n]),
             }
         }
     }

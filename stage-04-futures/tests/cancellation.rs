@@ -5,6 +5,7 @@
 //! while one of them counts.
 #![cfg(not(miri))] // real sockets
 
+use std::io::Write;
 use std::net::TcpListener;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -84,4 +85,25 @@ fn select_cancels_the_losing_request_and_closes_its_socket() {
         before,
         "the loser's socket and the epoll fd are closed"
     );
+}
+
+#[test]
+fn a_cancelled_read_to_end_leaves_only_the_bytes_it_read_in_the_buffer() {
+    let _lock = FD_COUNTING.lock().unwrap_or_else(|e| e.into_inner());
+    let reactor = Rc::new(RecordingReactor::default());
+    let _current = set_current(reactor.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let ours = std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+    let (mut peer, _) = listener.accept().expect("accept");
+    let ours = TcpStream::from_std(ours).expect("non-blocking");
+    peer.write_all(b"partial").expect("write");
+    // Loopback delivers during the write; the peer stays open, so after the
+    // seven bytes the read is pending.
+    let (_, waker) = CountingWaker::new();
+    let mut buf = b"kept:".to_vec();
+    {
+        let mut read_all = Box::pin(ours.read_to_end(&mut buf));
+        assert!(poll_once(read_all.as_mut(), &waker).is_pending());
+    } // cancelled here, while a read waits
+    assert_eq!(buf, b"kept:partial");
 }
