@@ -23,16 +23,18 @@ fn send_raw(server: &DelayServer, request: &[u8]) -> Vec<u8> {
     raw
 }
 
+// ANCHOR: in_process
 #[test]
 fn answers_the_message_no_earlier_than_the_delay() {
-    let server = DelayServer::start().expect("start");
+    let server = DelayServer::start().expect("start"); // 127.0.0.1, a free port
     let started = Instant::now();
     let reply =
         delayserver::fetch(server.addr(), &delayserver::path(150, "hello world")).expect("fetch");
     assert!(started.elapsed() >= Duration::from_millis(150));
     assert_eq!(reply.status, 200);
     assert_eq!(reply.body, b"hello world");
-}
+} // dropping `server` stops its thread and joins it
+// ANCHOR_END: in_process
 
 #[test]
 fn the_response_says_connection_close_and_has_the_right_length() {
