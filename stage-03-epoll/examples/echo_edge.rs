@@ -76,7 +76,16 @@ pub fn serve(listener: TcpListener) -> io::Result<()> {
                             });
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        // A client that reset while queued: skip it, or the
+                        // clients queued behind it wait for the next edge.
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
+                            ) => {}
                         Err(e) => {
+                            // Out of descriptors, ...: the queued clients wait
+                            // until the next connection makes a new edge.
                             eprintln!("accept: {e}");
                             break;
                         }

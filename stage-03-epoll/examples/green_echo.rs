@@ -39,7 +39,12 @@ fn main() -> io::Result<()> {
 /// Accepts forever; each connection gets a green thread of its own.
 pub fn serve(listener: TcpListener) -> io::Result<()> {
     loop {
-        let (stream, _peer) = listener.accept()?; // parks until a client comes
+        let stream = match listener.accept() {
+            Ok((stream, _peer)) => stream, // (parked until a client came)
+            // A client that reset while still queued: not the server's problem.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+            Err(e) => return Err(e),
+        };
         green::spawn(move || echo(stream));
     }
 }
