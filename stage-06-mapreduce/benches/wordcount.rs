@@ -25,7 +25,7 @@ fn corpus() -> (PathBuf, Vec<String>) {
     let base = std::env::temp_dir().join("mapreduce");
     let spec = CorpusSpec {
         bytes: CORPUS_BYTES,
-        files: 32,
+        files: 8,
         seed: 6824,
     };
     let paths = cached_corpus(&base, &spec).expect("generate the corpus");

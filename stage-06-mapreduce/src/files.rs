@@ -25,6 +25,7 @@
 //!
 //! An output file is text: one `KEY VALUE` line per key, keys ascending.
 
+use std::borrow::Borrow;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -141,12 +142,13 @@ fn put_len(out: &mut impl Write, len: usize) -> io::Result<()> {
 
 /// Writes one intermediate file's records. `entries` must be sorted by
 /// key, ascending and without duplicates; [`Run`] checks this on reading.
-pub fn write_intermediate(
+pub fn write_intermediate<K: AsRef<str>, V: Borrow<ValueList>>(
     out: &mut impl Write,
-    entries: &[(Box<str>, ValueList)],
+    entries: &[(K, V)],
 ) -> io::Result<()> {
     out.write_all(INTERMEDIATE_MAGIC)?;
     for (key, list) in entries {
+        let (key, list) = (key.as_ref(), list.borrow());
         put_len(out, key.len())?;
         out.write_all(key.as_bytes())?;
         put_len(out, list.len())?;
@@ -185,7 +187,7 @@ fn take_text<'a>(bytes: &mut &'a [u8]) -> io::Result<&'a str> {
     std::str::from_utf8(take(bytes, n)?).map_err(|_| corrupt("not UTF-8"))
 }
 
-// ANCHOR: run
+// ANCHOR: sorted_run
 /// One intermediate file, read as a *sorted run*: its records come out in
 /// ascending key order, one record per key. A reduce task merges the runs
 /// of every map task, so it never needs a table of all its keys.
@@ -258,7 +260,7 @@ impl<'a> Record<'a> {
         (0..self.count).map(move |_| take_text(&mut rest).unwrap_or(""))
     }
 }
-// ANCHOR_END: run
+// ANCHOR_END: sorted_run
 
 /// Reads every pair of an intermediate file, calling `f(key, value)`.
 pub fn read_intermediate(bytes: &[u8], mut f: impl FnMut(&str, &str)) -> io::Result<()> {
@@ -293,9 +295,9 @@ mod tests {
     #[test]
     fn intermediate_records_round_trip_with_any_characters() {
         let entries = vec![
-            ("".into(), list(&["Straße"])),
-            ("plain".into(), list(&["1", "2"])),
-            ("with space\nand newline".into(), list(&["a b", ""])),
+            ("", list(&["Straße"])),
+            ("plain", list(&["1", "2"])),
+            ("with space\nand newline", list(&["a b", ""])),
         ];
         let mut bytes = Vec::new();
         write_intermediate(&mut bytes, &entries).unwrap();
@@ -318,7 +320,7 @@ mod tests {
     #[test]
     fn a_truncated_or_foreign_intermediate_file_is_an_error_not_a_panic() {
         let mut bytes = Vec::new();
-        write_intermediate(&mut bytes, &[("key".into(), list(&["value"]))]).unwrap();
+        write_intermediate(&mut bytes, &[("key", list(&["value"]))]).unwrap();
         for cut in 0..bytes.len() {
             if cut == 4 {
                 continue; // just the magic: a valid, empty file
@@ -338,19 +340,11 @@ mod tests {
     #[test]
     fn a_run_with_keys_out_of_order_is_refused() {
         let mut bytes = Vec::new();
-        write_intermediate(
-            &mut bytes,
-            &[("b".into(), list(&["1"])), ("a".into(), list(&["1"]))],
-        )
-        .unwrap();
+        write_intermediate(&mut bytes, &[("b", list(&["1"])), ("a", list(&["1"]))]).unwrap();
         let err = read_intermediate(&bytes, |_, _| {}).unwrap_err();
         assert!(err.to_string().contains("out of order"), "{err}");
         let mut dup = Vec::new();
-        write_intermediate(
-            &mut dup,
-            &[("a".into(), list(&["1"])), ("a".into(), list(&["1"]))],
-        )
-        .unwrap();
+        write_intermediate(&mut dup, &[("a", list(&["1"])), ("a", list(&["1"]))]).unwrap();
         assert!(
             read_intermediate(&dup, |_, _| {}).is_err(),
             "a key twice in one run"

@@ -197,15 +197,16 @@ impl Groups {
         all
     }
 
-    /// Splits the table into `n` parts by [`partition`](crate::hash::partition),
-    /// each sorted by key.
-    pub fn into_sorted_partitions(self, n: u32) -> Vec<Vec<(Box<str>, ValueList)>> {
+    /// Splits the keys into `n` parts by [`partition`](crate::hash::partition),
+    /// each sorted by key. Borrows: sorting references moves 24 bytes per
+    /// swap instead of a whole entry.
+    pub fn sorted_partitions(&self, n: u32) -> Vec<Vec<(&str, &ValueList)>> {
         let mut parts: Vec<Vec<_>> = (0..n.max(1)).map(|_| Vec::new()).collect();
-        for (key, list) in self.table {
-            parts[crate::hash::partition(&key, n) as usize].push((key, list));
+        for (key, list) in &self.table {
+            parts[crate::hash::partition(key, n) as usize].push((&**key, list));
         }
         for part in &mut parts {
-            part.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            part.sort_unstable_by(|a, b| a.0.cmp(b.0));
         }
         parts
     }
@@ -228,6 +229,21 @@ mod tests {
         list.clear();
         list.push("only");
         assert_eq!(list.values().to_vec(), ["only"]);
+    }
+
+    #[test]
+    fn values_survive_many_pushes_and_a_clear() {
+        let mut list = ValueList::default();
+        let mut expect = Vec::new();
+        for i in 0..40 {
+            let v = i.to_string();
+            list.push(&v);
+            expect.push(v);
+            assert_eq!(list.values().to_vec(), expect, "after {} values", i + 1);
+        }
+        list.clear();
+        list.push("again");
+        assert_eq!(list.values().to_vec(), ["again"]);
     }
 
     #[test]
@@ -291,7 +307,7 @@ mod tests {
         for i in 0..500 {
             g.emit(&WordCount, &cx, &format!("w{i}"), "1");
         }
-        let parts = g.into_sorted_partitions(7);
+        let parts = g.sorted_partitions(7);
         assert_eq!(parts.len(), 7);
         assert_eq!(parts.iter().map(Vec::len).sum::<usize>(), 500);
         for (r, part) in parts.iter().enumerate() {

@@ -53,6 +53,7 @@ impl Signal {
         self.lock().generation
     }
 
+    // ANCHOR: notify
     /// Bumps the generation and wakes every waiter (the wake phase).
     pub fn notify_all(&self) {
         let waiters = {
@@ -65,6 +66,8 @@ impl Signal {
             waker.wake();
         }
     }
+
+    // ANCHOR_END: notify
 
     /// Completes once the generation differs from `seen`.
     pub fn changed(&self, seen: u64) -> Changed<'_> {
@@ -79,6 +82,7 @@ pub struct Changed<'a> {
     seen: u64,
 }
 
+// ANCHOR: changed
 impl Future for Changed<'_> {
     type Output = ();
 
@@ -94,6 +98,7 @@ impl Future for Changed<'_> {
         Poll::Pending
     }
 }
+// ANCHOR_END: changed
 
 #[cfg(test)]
 mod tests {

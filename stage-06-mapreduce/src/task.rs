@@ -67,9 +67,9 @@ pub(crate) fn context(err: io::Error, what: impl Display) -> io::Error {
 pub fn run_map(app: &dyn App, dir: &Path, task: &MapTask) -> io::Result<TaskOutcome> {
     let contents = files::read_input(Path::new(&task.file)).map_err(|e| context(e, &task.file))?;
     let cx = Context { dir };
-    // Room for a typical text's vocabulary up front, instead of rehashing
-    // the table a dozen times as it grows.
-    let capacity = (contents.len() / 64).min(1 << 16);
+    // A guess at the vocabulary (a few thousand words per MiB), so the
+    // table rehashes less as it grows; no more, or it outgrows the cache.
+    let capacity = (contents.len() / 256).min(1 << 15);
     let mut groups = Groups::with_capacity(app.combines(), capacity);
     app.map(&cx, &task.file, &contents, &mut |key, value| {
         groups.emit(app, &cx, key, value)
@@ -77,7 +77,7 @@ pub fn run_map(app: &dyn App, dir: &Path, task: &MapTask) -> io::Result<TaskOutc
     groups.combine_all(app, &cx);
 
     let keys = groups.len() as u64;
-    let parts = groups.into_sorted_partitions(task.n_reduce);
+    let parts = groups.sorted_partitions(task.n_reduce);
     for (r, part) in parts.into_iter().enumerate() {
         // Every partition gets a file, even an empty one: reduce task R
         // then knows that a missing mr-M-R is an error, not "no keys".
