@@ -232,3 +232,27 @@ fn a_task_reading_an_always_ready_socket_does_not_starve_the_others() {
         "{longest_run} reads in a row without letting the other task run"
     );
 }
+
+#[test]
+fn a_block_on_future_that_keeps_yielding_does_not_starve_io() {
+    for (name, rt) in both_flavours() {
+        rt.block_on(async {
+            let listener = TcpListener::bind(loopback()).unwrap();
+            let addr = listener.local_addr().unwrap();
+            let io = spawn(async move {
+                let (connected, accepted) =
+                    futures::join!(TcpStream::connect(addr), listener.accept());
+                let (mut a, (mut b, _)) = (connected.unwrap(), accepted.unwrap());
+                a.write_all(b"x").await.unwrap();
+                let mut byte = [0u8; 1];
+                b.read_exact(&mut byte).await.unwrap();
+                byte[0]
+            });
+            // Busy-wait the async way: the main future is always woken.
+            while !io.is_finished() {
+                runtime::yield_now().await;
+            }
+            assert_eq!(io.await.unwrap(), b'x', "{name}");
+        });
+    }
+}

@@ -249,8 +249,11 @@ impl CoreGuard<'_> {
                 driver.park(None, || {
                     !main.woken.load(SeqCst) && lock(&shared.remote).queue.is_empty()
                 });
-            } else if ran == EVENT_INTERVAL {
-                // Still busy: collect ready I/O without sleeping.
+            } else {
+                // Still busy (or the main future is ready to go on): collect
+                // ready I/O and due timers without sleeping, so that neither
+                // a long queue nor a main future that keeps yielding can
+                // starve the tasks that wait on the reactor.
                 driver.park(Some(Duration::ZERO), || true);
             }
         }
