@@ -64,8 +64,9 @@ impl<F: Future> Future for JoinAll<F> {
         let this = &mut *self;
         // SAFETY: we only use the `&mut [Slot<F>]` to reach each slot in place:
         // a running child is either polled through `Pin::new_unchecked` or
-        // overwritten by assignment, which drops it where it lies. Nothing is
-        // moved out of the slice, and the slice is never moved or resized.
+        // overwritten by assignment, which drops it where it lies. No child
+        // is ever moved out (only outputs are, with `take`, and an output is
+        // never pinned), and the slice is never moved or resized.
         let slots = unsafe { this.slots.as_mut().get_unchecked_mut() };
         for slot in slots.iter_mut() {
             if let Slot::Running(future) = slot {
