@@ -52,10 +52,22 @@ pub struct DelayedRequests {
 }
 
 impl DelayedRequests {
-    /// The delay request `index` asks for.
+    /// The delay request `index` asks for (an `index` past the last
+    /// request gets `max_delay`).
     pub fn delay_of(&self, index: usize) -> Duration {
-        let count = self.count.max(1) as u32;
-        self.max_delay * (index as u32 + 1) / count
+        // `max_delay * (index + 1) / count`, in u128 nanoseconds so that no
+        // plan a caller can build overflows (`Duration * u32` would panic,
+        // and `as u32` would wrap a huge count). Split as q·c + r so that
+        // neither product can exceed u128: r < c and step <= c < 2^64.
+        let count = self.count.max(1) as u128;
+        let step = (index as u128).saturating_add(1).min(count);
+        let total = self.max_delay.as_nanos();
+        let nanos = total / count * step + total % count * step / count;
+        // nanos <= total, so the seconds fit in a u64 again.
+        Duration::new(
+            (nanos / 1_000_000_000) as u64,
+            (nanos % 1_000_000_000) as u32,
+        )
     }
 
     /// The message request `index` sends and expects back.
@@ -177,6 +189,31 @@ mod tests {
         };
         let delays: Vec<_> = (0..4).map(|i| plan.delay_of(i).as_millis()).collect();
         assert_eq!(delays, [100, 200, 300, 400]);
+    }
+
+    #[test]
+    fn delays_never_overflow_whatever_the_plan() {
+        let huge = DelayedRequests {
+            count: usize::MAX,
+            max_delay: Duration::MAX,
+        };
+        assert_eq!(huge.delay_of(usize::MAX), Duration::MAX);
+        // Duration::MAX is about 1.8e28 ns and usize::MAX about 1.8e19.
+        assert!(huge.delay_of(0) < Duration::from_secs(2));
+        let thirds = DelayedRequests {
+            count: 3,
+            max_delay: Duration::from_millis(1000),
+        };
+        let delays: Vec<_> = (0..4).map(|i| thirds.delay_of(i).as_nanos()).collect();
+        assert_eq!(
+            delays,
+            [333_333_333, 666_666_666, 1_000_000_000, 1_000_000_000]
+        );
+        let none = DelayedRequests {
+            count: 0,
+            max_delay: Duration::from_millis(5),
+        };
+        assert_eq!(none.delay_of(0), Duration::from_millis(5));
     }
 
     #[test]
