@@ -222,11 +222,13 @@ mod tests {
 
     #[test]
     fn the_async_fn_form_agrees_with_the_hand_written_one() {
+        // ANCHOR: first_word_later
         async fn first_word_later(text: [u8; CAPACITY], len: usize, pending: u32) -> String {
             let word: &[u8] = text[..len].split(|&b| b == b' ').next().unwrap_or(&[]);
-            ready_after(pending, ()).await;
+            ready_after(pending, ()).await; // suspended while `word` borrows `text`
             String::from_utf8_lossy(word).into_owned()
         }
+        // ANCHOR_END: first_word_later
         let (_, waker) = CountingWaker::new();
         for text in [&b"one two"[..], b" leading", b"x", b"trailing "] {
             let mut inline = [0; CAPACITY];
