@@ -54,6 +54,7 @@ use std::fmt;
 use std::io;
 use std::os::fd::RawFd;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Waker;
 use std::time::Instant;
 
@@ -125,15 +126,27 @@ pub trait Reactor {
 
 thread_local! {
     /// The reactor of this thread, if an executor installed one.
-    static CURRENT: RefCell<Option<Rc<dyn Reactor>>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Option<Installed>> = const { RefCell::new(None) };
 }
+
+/// A reactor as installed by one [`set_current`] call.
+#[derive(Clone)]
+struct Installed {
+    reactor: Rc<dyn Reactor>,
+    /// Different for every `set_current` call in the process (never reused,
+    /// unlike the reactor's address), so a leaf future can tell whether the
+    /// reactor that holds its registration is still the current one.
+    installation: u64,
+}
+
+static NEXT_INSTALLATION: AtomicU64 = AtomicU64::new(1);
 
 /// Restores the previously current reactor when dropped. Returned by
 /// [`set_current`]; keep it alive while futures are polled. Guards must be
 /// dropped in the reverse order of their creation (they nest like scopes).
 #[must_use = "the reactor is uninstalled when the guard is dropped"]
 pub struct CurrentReactorGuard {
-    previous: Option<Rc<dyn Reactor>>,
+    previous: Option<Installed>,
 }
 
 impl fmt::Debug for CurrentReactorGuard {
@@ -151,7 +164,11 @@ impl fmt::Debug for CurrentReactorGuard {
 /// multi-threaded flavour calls it on each worker thread, with a handle to
 /// its shared reactor).
 pub fn set_current(reactor: Rc<dyn Reactor>) -> CurrentReactorGuard {
-    let previous = CURRENT.with(|current| current.borrow_mut().replace(reactor));
+    let installed = Installed {
+        reactor,
+        installation: NEXT_INSTALLATION.fetch_add(1, Ordering::Relaxed),
+    };
+    let previous = CURRENT.with(|current| current.borrow_mut().replace(installed));
     CurrentReactorGuard { previous }
 }
 
@@ -176,8 +193,19 @@ pub fn with_current<T>(f: impl FnOnce(&dyn Reactor) -> T) -> T {
 pub fn try_with_current<T>(f: impl FnOnce(&dyn Reactor) -> T) -> Option<T> {
     // Clone the Rc out so that no RefCell borrow is held while `f` runs:
     // `f` may install another reactor or call back into this module.
-    let reactor = CURRENT.with(|current| current.borrow().clone())?;
-    Some(f(&*reactor))
+    let installed = CURRENT.with(|current| current.borrow().clone())?;
+    Some(f(&*installed.reactor))
+}
+
+/// Like [`with_current`], and also passes a number that names this
+/// installation of the reactor: it differs after every [`set_current`] and
+/// never repeats. A leaf future that skips registering again when it
+/// already did (the timer) compares it, so that a registration left behind
+/// in an earlier reactor is not mistaken for a live one.
+pub(crate) fn with_current_installation<T>(f: impl FnOnce(&dyn Reactor, u64) -> T) -> T {
+    let installation = CURRENT.with(|current| current.borrow().as_ref().map(|i| i.installation));
+    // Without a reactor, `with_current` panics (and `installation` is None).
+    with_current(|reactor| f(reactor, installation.unwrap_or(0)))
 }
 
 /// Whether this thread has a current reactor.

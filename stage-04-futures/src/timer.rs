@@ -18,9 +18,11 @@ use crate::reactor;
 #[must_use = "futures do nothing unless polled"]
 pub struct Sleep {
     deadline: Instant,
-    /// The waker the reactor holds for us, so that being polled again with
-    /// the same waker (a spurious poll) does not register a second timer.
-    registered: Option<Waker>,
+    /// The waker the reactor holds for us, and which installation of the
+    /// reactor holds it, so that being polled again with the same waker
+    /// under the same reactor (a spurious poll) does not register a second
+    /// timer, while a new reactor always gets a registration.
+    registered: Option<(Waker, u64)>,
 }
 
 /// Ready once `duration` has passed (counted from this call).
@@ -44,25 +46,28 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 impl Future for Sleep {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut(); // Sleep is Unpin
         // Poll phase: is it time?
-        if Instant::now() >= self.deadline {
+        if Instant::now() >= this.deadline {
             return Poll::Ready(());
         }
-        // Not yet: have the reactor wake us at the deadline, unless it already
-        // holds a waker that wakes the same task (`will_wake` is best effort:
-        // a "no" only costs a duplicate timer). A timer wake comes only at or
-        // after the deadline, so a registration is never used up early.
+        // Not yet: have the reactor wake us at the deadline, unless this very
+        // reactor already holds a waker that wakes the same task (`will_wake`
+        // is best effort: a "no" only costs a duplicate timer). A timer wake
+        // comes only at or after the deadline, so a registration is never
+        // used up early; but it dies with its reactor, hence the installation.
         let waker = cx.waker();
-        if !self
-            .registered
-            .as_ref()
-            .is_some_and(|held| held.will_wake(waker))
-        {
-            let deadline = self.deadline;
-            reactor::with_current(|reactor| reactor.wake_at(deadline, waker));
-            self.registered = Some(waker.clone());
-        }
+        reactor::with_current_installation(|reactor, installation| {
+            let held = this
+                .registered
+                .as_ref()
+                .is_some_and(|(held, at)| *at == installation && held.will_wake(waker));
+            if !held {
+                reactor.wake_at(this.deadline, waker);
+                this.registered = Some((waker.clone(), installation));
+            }
+        });
         Poll::Pending
     }
 }
@@ -124,6 +129,27 @@ mod tests {
         let (_, other) = CountingWaker::new();
         assert!(poll_once(Pin::new(&mut timer), &other).is_pending());
         assert_eq!(reactor.calls().len(), 2);
+    }
+
+    #[test]
+    fn a_timer_registers_again_with_a_new_reactor_even_with_the_same_waker() {
+        let (_, waker) = CountingWaker::new();
+        let deadline = Instant::now() + Duration::from_secs(3600);
+        let mut timer = sleep_until(deadline);
+        let first = Rc::new(RecordingReactor::default());
+        {
+            let _guard = set_current(first.clone());
+            assert!(poll_once(Pin::new(&mut timer), &waker).is_pending());
+        } // the first reactor, and the registration it holds, are gone
+        let second = Rc::new(RecordingReactor::default());
+        let _guard = set_current(second.clone());
+        assert!(poll_once(Pin::new(&mut timer), &waker).is_pending());
+        assert_eq!(first.calls(), [ReactorCall::WakeAt(deadline)]);
+        assert_eq!(
+            second.calls(),
+            [ReactorCall::WakeAt(deadline)],
+            "no wake-up may depend on a reactor that is gone"
+        );
     }
 
     #[test]
