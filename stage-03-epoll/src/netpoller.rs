@@ -22,8 +22,9 @@
 //! ```
 //!
 //! Every socket is registered once, when it is created, edge-triggered for
-//! both directions, with its fd as the token (Go's netpoller does the same).
-//! No `epoll_ctl` happens per wait. Edge-triggering is safe here because a
+//! both directions, with its fd as the token. (Go's netpoller registers the
+//! same way, once and edge-triggered; its token is a pointer to its record
+//! of the descriptor.) No `epoll_ctl` happens per wait. Edge-triggering is safe here because a
 //! green thread parks only right after its own system call said `WouldBlock`,
 //! and no wait can run between that call and the park (one OS thread, and
 //! green threads switch only when they park or yield): any edge that comes
