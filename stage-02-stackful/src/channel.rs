@@ -14,8 +14,10 @@
 //! All green threads of a runtime share one OS thread, so the channel needs
 //! no atomics or locks: `Rc` and `RefCell` suffice, and the types are not
 //! `Send`. A `Receiver` shared by reference among several green threads
-//! works too: each parked one is queued and woken in turn. Between "the queue is empty" and `park()` no other green thread
-//! can run, and `unpark` leaves a token anyway, so no wake-up is lost.
+//! works too: each parked one is queued and woken in turn, and leaves the
+//! queue when its `recv` returns, so a wake-up always goes to a thread that
+//! still waits. Between "the queue is empty" and `park()` no other green
+//! thread can run, and `unpark` leaves a token anyway, so no wake-up is lost.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -133,21 +135,29 @@ impl<T> Receiver<T> {
     /// empty. `Err(RecvError)` once the queue is empty and every sender is
     /// gone. Panics if it must wait outside a green thread.
     pub fn recv(&self) -> Result<T, RecvError> {
-        loop {
+        let mut me = None;
+        let result = loop {
             match self.try_recv() {
-                Ok(value) => return Ok(value),
-                Err(TryRecvError::Disconnected) => return Err(RecvError),
+                Ok(value) => break Ok(value),
+                Err(TryRecvError::Disconnected) => break Err(RecvError),
                 Err(TryRecvError::Empty) => {
-                    let me = crate::current();
+                    let id = *me.get_or_insert_with(crate::current);
                     let mut waiting = self.shared.waiting.borrow_mut();
-                    if !waiting.contains(&me) {
-                        waiting.push_back(me);
+                    if !waiting.contains(&id) {
+                        waiting.push_back(id);
                     }
                     drop(waiting);
                     crate::park();
                 }
             }
+        };
+        // Woken by someone else (a spurious wake-up) while still queued?
+        // Leave the queue, or the next `send` would wake us, who no longer
+        // wait, instead of a receiver that does.
+        if let Some(id) = me {
+            self.shared.waiting.borrow_mut().retain(|&w| w != id);
         }
+        result
     }
     // ANCHOR_END: recv
 

@@ -145,3 +145,33 @@ fn a_receiver_shared_by_several_green_threads_wakes_each_of_them() {
     got.sort();
     assert_eq!(got, (0..30).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_receiver_woken_by_someone_else_does_not_swallow_the_next_wake_up() {
+    // Two green threads wait in `recv` on one shared receiver. The second is
+    // woken by a stray `unpark` (allowed: `park` may return spuriously),
+    // takes the first value and leaves. The second value must still wake
+    // the first thread: a stale entry in the wait list must not absorb it.
+    let result = Runtime::new().block_on(|| {
+        let (tx, rx) = channel::<u32>();
+        let rx = std::rc::Rc::new(rx);
+        let first = {
+            let rx = rx.clone();
+            spawn(move || rx.recv())
+        };
+        let second = {
+            let rx = rx.clone();
+            spawn(move || rx.recv())
+        };
+        green::yield_now(); // both park in recv: first, then second
+        assert!(green::unpark(second.id()), "second is alive and parked");
+        tx.send(1).unwrap(); // wakes `first`, but `second` runs before it
+        let second = second.join().unwrap();
+        green::yield_now(); // `first` finds the queue empty and parks again
+        tx.send(2).unwrap();
+        (first.join().unwrap(), second)
+    });
+    let (first, second) = result.expect("no deadlock: every value wakes a waiting receiver");
+    assert_eq!(second, Ok(1));
+    assert_eq!(first, Ok(2));
+}
