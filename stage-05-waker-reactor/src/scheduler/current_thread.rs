@@ -223,16 +223,19 @@ impl CoreGuard<'_> {
         let waker = Waker::from(main.clone());
         let mut cx = Context::from_waker(&waker);
 
+        // Polls (of tasks and of the main future) since the reactor was
+        // last asked for events.
+        let mut since_driver = 0;
         loop {
-            if main.woken.swap(false, AcqRel)
-                && let Poll::Ready(output) = future.as_mut().poll(&mut cx)
-            {
-                return output;
+            if main.woken.swap(false, AcqRel) {
+                if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                    return output;
+                }
+                since_driver += 1;
             }
             // Poll phase: run what is queued, a bounded number at a time.
-            let mut ran = 0;
             let mut ran_out = false;
-            while ran < EVENT_INTERVAL {
+            for _ in 0..EVENT_INTERVAL {
                 match core.next_task(shared) {
                     Some(task) => task.run(),
                     None => {
@@ -240,21 +243,21 @@ impl CoreGuard<'_> {
                         break;
                     }
                 }
-                ran += 1;
+                since_driver += 1;
             }
-            let mut driver = core.driver.borrow_mut();
             if ran_out && !main.woken.load(Relaxed) {
                 // Wait phase: nothing to run. Sleep in epoll until an event,
                 // the next timer, or a wake from another thread.
-                driver.park(None, || {
+                core.driver.borrow_mut().park(None, || {
                     !main.woken.load(SeqCst) && lock(&shared.remote).queue.is_empty()
                 });
-            } else {
-                // Still busy (or the main future is ready to go on): collect
-                // ready I/O and due timers without sleeping, so that neither
-                // a long queue nor a main future that keeps yielding can
-                // starve the tasks that wait on the reactor.
-                driver.park(Some(Duration::ZERO), || true);
+                since_driver = 0;
+            } else if since_driver >= EVENT_INTERVAL {
+                // Busy for a while (a long queue, or a main future that
+                // keeps waking itself): collect ready I/O and due timers
+                // without sleeping, so the tasks waiting on them get a turn.
+                core.driver.borrow_mut().park(Some(Duration::ZERO), || true);
+                since_driver = 0;
             }
         }
     }
