@@ -579,7 +579,8 @@ impl Scheduler {
     /// Cancels every green thread still alive: each is resumed with
     /// [`Resume::Cancel`], unwinds its stack (dropping its locals) and ends;
     /// its stack goes back to the pool. Threads spawned meanwhile are
-    /// cancelled too.
+    /// cancelled too. (Destructors that wait on each other in a cycle still
+    /// spin here forever: that is a deadlock no scheduler can break.)
     pub(crate) fn teardown(&self) {
         let _enter = self.enter();
         self.run_queue.borrow_mut().clear();
@@ -596,17 +597,13 @@ impl Scheduler {
             if alive.is_empty() {
                 break;
             }
+            // One turn each, round after round. A thread whose destructor
+            // blocks again (it yields, or joins a thread cancelled later in
+            // the round) gets `Cancel` again as a spurious wake-up in the
+            // next round, after the others have had their turn: resuming it
+            // alone until it ends would spin forever on a thread it waits for.
             for id in alive {
-                // A thread that catches the unwind and blocks again is resumed
-                // with `Cancel` again until its closure returns.
-                while self
-                    .threads
-                    .borrow()
-                    .get(id.slot())
-                    .is_some_and(|t| t.serial == id.serial())
-                {
-                    self.run_one(id, Resume::Cancel);
-                }
+                self.run_one(id, Resume::Cancel);
             }
         }
         self.run_queue.borrow_mut().clear();

@@ -172,3 +172,40 @@ fn threads_spawned_during_the_cleanup_are_cleaned_up_too() {
     );
     assert_eq!(rt.stack_stats().in_use, 0);
 }
+
+/// Joins another green thread in its destructor.
+struct JoinsWhenDropped(Option<green::JoinHandle<()>>, Rc<Cell<usize>>);
+
+impl Drop for JoinsWhenDropped {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take() {
+            let joined = handle.join();
+            assert!(joined.unwrap_err().is_cancelled());
+            self.1.set(self.1.get() + 1);
+        }
+    }
+}
+
+#[test]
+fn a_destructor_that_joins_a_thread_cancelled_after_it_still_finishes() {
+    // The first thread's destructor waits for the second, which comes later
+    // in the cleanup: cleanup must take turns between the two, not resume
+    // the first one forever.
+    let drops = Rc::new(Cell::new(0));
+    let d = drops.clone();
+    let mut rt = Runtime::new();
+    rt.block_on(move || {
+        let (handle_tx, handle_rx) = channel();
+        // Spawned first, so the cleanup reaches it first.
+        spawn(move || {
+            let _guard = JoinsWhenDropped(handle_rx.recv().ok(), d);
+            park();
+        });
+        let waiter = spawn(park);
+        handle_tx.send(waiter).unwrap();
+        yield_now(); // the first thread takes the handle and parks
+    })
+    .unwrap();
+    assert_eq!(drops.get(), 1, "the joining destructor ran to its end");
+    assert_eq!(rt.stack_stats().in_use, 0);
+}
