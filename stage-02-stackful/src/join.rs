@@ -167,7 +167,18 @@ where
             Err(payload) if payload.is::<Cancelled>() => Err(JoinError::cancelled()),
             Err(payload) => Err(JoinError::panic(payload)),
         };
-        packet.complete(result);
+        // User code can still run here: if the handle was dropped, the
+        // packet goes with us and drops the value, whose destructor may
+        // panic. Nothing may unwind out of the fiber into the scheduler, so
+        // that panic (already reported by the panic hook) stops here.
+        let completed = panic::catch_unwind(AssertUnwindSafe(move || {
+            packet.complete(result);
+            drop(packet);
+        }));
+        if let Err(payload) = completed {
+            // Leaked, not dropped: a payload's own destructor could panic too.
+            std::mem::forget(payload);
+        }
     }
 }
 // ANCHOR_END: entry

@@ -199,3 +199,26 @@ fn a_thread_spawned_by_a_green_thread_can_outlive_its_spawner() {
         .unwrap();
     assert_eq!(value, "grandchild");
 }
+
+/// A value whose destructor panics.
+struct PanicsWhenDropped;
+
+impl Drop for PanicsWhenDropped {
+    fn drop(&mut self) {
+        panic!("PanicsWhenDropped was dropped");
+    }
+}
+
+#[test]
+fn a_detached_threads_value_that_panics_when_dropped_does_not_take_the_runtime_down() {
+    // No one joins the thread, so its value is dropped on its own stack when
+    // it finishes, after its closure's `catch_unwind`.
+    let mut rt = Runtime::new();
+    let value = rt.block_on(|| {
+        drop(spawn(|| PanicsWhenDropped));
+        green::yield_now();
+        7
+    });
+    assert_eq!(value.unwrap(), 7);
+    assert_eq!(rt.stack_stats().in_use, 0, "its stack came back");
+}
