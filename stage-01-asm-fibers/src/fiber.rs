@@ -295,10 +295,12 @@ where
                 Err(payload) => Ending::Panicked(payload),
             }
         }
-        Command::Unwind => {
-            drop(closure);
-            Ending::Unwound
-        }
+        // Dropped before it ever ran. Dropping the closure runs the
+        // destructors of what it captured: user code, which may panic too.
+        Command::Unwind => match panic::catch_unwind(AssertUnwindSafe(move || drop(closure))) {
+            Ok(()) => Ending::Unwound,
+            Err(payload) => Ending::Panicked(payload),
+        },
     };
     let mut message = Some(ending);
     let mut never_resumed: StackPointer = ptr::null_mut();

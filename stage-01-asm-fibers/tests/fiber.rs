@@ -203,3 +203,64 @@ fn fibers_run_on_several_os_threads_at_once() {
         );
     }
 }
+
+#[test]
+fn a_suspended_fiber_dropped_while_its_owner_unwinds_still_drops_its_locals() {
+    let drops = Rc::new(Cell::new(0));
+    let counter = DropCounter(Rc::clone(&drops));
+    let mut fiber = Fiber::new(move |suspender: &Suspender<(), ()>, ()| {
+        let _held = counter;
+        suspender.suspend(());
+    })
+    .unwrap();
+    fiber.resume(());
+    // The fiber is dropped by the unwinding of a panic on the resumer's side.
+    let caught = panic::catch_unwind(AssertUnwindSafe(move || {
+        let _owned = fiber;
+        panic!("the owner panics");
+    }));
+    assert!(caught.is_err());
+    assert_eq!(drops.get(), 1, "the fiber's local was dropped");
+}
+
+#[test]
+fn a_fiber_that_catches_its_forced_unwind_and_suspends_again_is_unwound_again() {
+    let drops = Rc::new(Cell::new(0));
+    let caught_unwinds = Rc::new(Cell::new(0));
+    let counter = DropCounter(Rc::clone(&drops));
+    let caught = Rc::clone(&caught_unwinds);
+    let mut fiber = Fiber::new(move |suspender: &Suspender<(), ()>, ()| {
+        let _held = counter;
+        let first = panic::catch_unwind(AssertUnwindSafe(|| suspender.suspend(())));
+        caught.set(caught.get() + usize::from(first.is_err()));
+        suspender.suspend(()); // the drop asks again: this one is not caught
+        unreachable!("a fiber being dropped is never resumed normally");
+    })
+    .unwrap();
+    fiber.resume(());
+    drop(fiber);
+    assert_eq!(caught_unwinds.get(), 1, "the fiber saw the first unwind");
+    assert_eq!(drops.get(), 1, "and was unwound to its root by the second");
+}
+
+/// Panics when dropped (unless the thread is already panicking).
+struct PanicsWhenDropped;
+
+impl Drop for PanicsWhenDropped {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("PanicsWhenDropped was dropped");
+        }
+    }
+}
+
+#[test]
+fn a_panic_while_dropping_a_never_started_fibers_closure_reaches_the_dropper() {
+    let captured = PanicsWhenDropped;
+    let fiber = Fiber::new(move |_: &Suspender<(), ()>, ()| drop(captured)).unwrap();
+    let payload = panic::catch_unwind(AssertUnwindSafe(move || drop(fiber))).unwrap_err();
+    assert_eq!(
+        payload.downcast_ref::<&str>(),
+        Some(&"PanicsWhenDropped was dropped")
+    );
+}
