@@ -67,16 +67,20 @@ fn install_handler() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         // SAFETY: a zeroed sigaction is a valid "no handler" value; we fill
-        // in the fields sigaction(2) reads, and keep the old action.
+        // in the fields sigaction(2) reads. The old action is read and kept
+        // *before* ours is installed, so a fault that arrives in between
+        // already finds the handler to pass it on to.
         unsafe {
+            let mut previous: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(libc::SIGSEGV, ptr::null(), &mut previous) != 0 {
+                return; // Overflows still fault; they just are not reported.
+            }
+            let _ = PREVIOUS_ACTION.set(PreviousAction(previous));
             let mut action: libc::sigaction = std::mem::zeroed();
             action.sa_sigaction = on_segv as *const () as usize;
             action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
             libc::sigemptyset(&mut action.sa_mask);
-            let mut previous: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(libc::SIGSEGV, &action, &mut previous) == 0 {
-                let _ = PREVIOUS_ACTION.set(PreviousAction(previous));
-            }
+            libc::sigaction(libc::SIGSEGV, &action, ptr::null_mut());
         }
     });
 }

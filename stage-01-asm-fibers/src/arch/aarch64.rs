@@ -187,7 +187,10 @@ unsafe extern "C" fn switch_out() {
 pub unsafe fn switch_back(arg: usize, load_sp: StackPointer, save_sp: *mut StackPointer) -> usize {
     let reply: usize;
     // SAFETY: switch_out preserves x19-x29, sp and d8-d15 like any callee;
-    // everything else, x30 included, is declared clobbered.
+    // everything else, x30 included, is declared clobbered (x18 is listed
+    // but never written). Without `nostack`, sp is 16-aligned on entry, as
+    // switch_out's stores through sp require. `2` is a local label: safe to
+    // inline many times.
     unsafe {
         core::arch::asm!(
             "adr x30, 2f",

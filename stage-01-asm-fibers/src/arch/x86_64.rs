@@ -185,9 +185,11 @@ unsafe extern "C" fn switch_out() {
 pub unsafe fn switch_back(arg: usize, load_sp: StackPointer, save_sp: *mut StackPointer) -> usize {
     let reply: usize;
     // SAFETY: switch_out preserves rbx, rbp, r12-r15, rsp and the control
-    // words like any callee; everything else is declared clobbered. The
-    // stack is 16-aligned on entry to an asm block without `nostack`, so
-    // after the push switch_out sees a call-like alignment.
+    // words like any callee; everything else is declared clobbered. Without
+    // `nostack` the compiler keeps nothing in the red zone below rsp (our
+    // push and switch_out's 56 bytes of saves land there) and enters the
+    // block with rsp 16-aligned, so after the push switch_out sees a
+    // call-like alignment. `2` is a local label: safe to inline many times.
     unsafe {
         core::arch::asm!(
             "lea rax, [rip + 2f]",
