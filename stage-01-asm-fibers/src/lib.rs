@@ -10,7 +10,7 @@
 //! | module | what it is |
 //! |---|---|
 //! | [`stack`] | [`Stack`]: memory from `mmap` with a guard page below it |
-//! | [`arch`] | `switch` and `init_stack` in assembly, one file per ISA |
+//! | [`arch`] | `switch_in`/`switch_back` and `init_stack` in assembly, one file per ISA |
 //! | [`fiber`] | [`Fiber`], [`Suspender`], [`FiberResult`]: the safe API |
 //! | `overflow` | the SIGSEGV handler that reports a fiber stack overflow |
 //!

@@ -24,7 +24,7 @@
 //! predictor stays in step (see the x86-64 file for why that matters).
 //!
 // ANCHOR: suspended_frame
-//! A suspended context, as `switch` leaves it (160 bytes):
+//! A suspended context, as `switch_in` or `switch_back` leaves it (160 bytes):
 //!
 //! ```text
 //!           +-------------------+
@@ -44,7 +44,7 @@
 // ANCHOR_END: suspended_frame
 // ANCHOR: fresh_frame
 //! A fresh fiber's frame has the same shape, filled by `init_stack` so that
-//! `switch` "returns" into `trampoline`:
+//! `switch_in` "returns" into `trampoline` (its final `br x30`):
 //!
 //! ```text
 //!   top     +-------------------+
@@ -224,8 +224,8 @@ unsafe extern "C" fn trampoline() {
 // ANCHOR_END: trampoline
 
 // ANCHOR: init_stack
-/// Writes a fresh context below `frame_top` that `switch` can load: it pops
-/// zeros and the entry's arguments, then returns into `trampoline`.
+/// Writes a fresh context below `frame_top` that `switch_in` can load: it
+/// loads zeros and the entry's arguments, then branches into `trampoline`.
 ///
 /// # Safety
 /// `frame_top` must be 16-byte aligned with at least 160 writable bytes

@@ -29,7 +29,8 @@
 //! `ret` is the one that matches the resumer's `call`.
 //!
 // ANCHOR: suspended_frame
-//! A suspended context (fiber or resumer), as `switch` leaves it:
+//! A suspended context (fiber or resumer), as `switch_in` or `switch_back`
+//! leaves it:
 //!
 //! ```text
 //!           +-------------------------+
@@ -54,7 +55,7 @@
 //!   top     +-------------------------+
 //!   top-8   | fiber's saved sp        |  the link header (see fiber.rs)
 //!   top-16  | resumer's saved sp      |
-//!           +-------------------------+ <- frame top: rsp after `ret` (16-aligned)
+//!           +-------------------------+ <- frame top: rsp once the resume address is popped (16-aligned)
 //!   top-24  | trampoline              |  resume address: `switch_in` jumps here
 //!   top-32  | rbp = 0                 |  ends the frame-pointer chain
 //!   top-40  | rbx = entry function    |
@@ -227,8 +228,8 @@ unsafe extern "C" fn trampoline() {
 // ANCHOR_END: trampoline
 
 // ANCHOR: init_stack
-/// Writes a fresh context below `frame_top` that `switch` can load: it pops
-/// zeros and the entry's arguments, then returns into `trampoline`.
+/// Writes a fresh context below `frame_top` that `switch_in` can load: it
+/// pops zeros and the entry's arguments, then jumps into `trampoline`.
 ///
 /// # Safety
 /// `frame_top` must be 16-byte aligned with at least 64 writable bytes below
