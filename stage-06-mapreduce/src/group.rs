@@ -197,19 +197,35 @@ impl Groups {
         all
     }
 
+    // ANCHOR: sorted_partitions
     /// Splits the keys into `n` parts by [`partition`](crate::hash::partition),
-    /// each sorted by key. Borrows: sorting references moves 24 bytes per
-    /// swap instead of a whole entry.
+    /// each sorted by key.
     pub fn sorted_partitions(&self, n: u32) -> Vec<Vec<(&str, &ValueList)>> {
         let mut parts: Vec<Vec<_>> = (0..n.max(1)).map(|_| Vec::new()).collect();
         for (key, list) in &self.table {
-            parts[crate::hash::partition(key, n) as usize].push((&**key, list));
-        }
-        for part in &mut parts {
-            part.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            let part = crate::hash::partition(key, n) as usize;
+            parts[part].push((sort_prefix(key), &**key, list));
         }
         parts
+            .into_iter()
+            .map(|mut part| {
+                // Most comparisons are settled by the first 8 bytes as one
+                // integer; only keys sharing them compare whole strings.
+                part.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+                part.into_iter().map(|(_, key, list)| (key, list)).collect()
+            })
+            .collect()
     }
+    // ANCHOR_END: sorted_partitions
+}
+
+/// The first 8 bytes of `key` as a big-endian integer (zero-padded), so
+/// that comparing two prefixes as integers orders them like the strings.
+fn sort_prefix(key: &str) -> u64 {
+    let mut bytes = [0u8; 8];
+    let n = key.len().min(8);
+    bytes[..n].copy_from_slice(&key.as_bytes()[..n]);
+    u64::from_be_bytes(bytes)
 }
 
 #[cfg(test)]
@@ -258,6 +274,27 @@ mod tests {
             list.values().to_vec(),
             ["a", &long[..], "", &longer[..], "z"]
         );
+    }
+
+    #[test]
+    fn prefixes_order_like_the_strings_they_start() {
+        let mut words = [
+            "b",
+            "a",
+            "",
+            "ab",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefgg",
+            "\u{0}",
+            "ä",
+            "z",
+        ];
+        let mut by_prefix = words;
+        words.sort_unstable();
+        by_prefix
+            .sort_unstable_by(|a, b| sort_prefix(a).cmp(&sort_prefix(b)).then_with(|| a.cmp(b)));
+        assert_eq!(by_prefix, words);
     }
 
     #[test]
