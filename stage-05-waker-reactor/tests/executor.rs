@@ -485,3 +485,28 @@ fn spawn_blocking_queues_jobs_beyond_the_thread_limit() {
         "one named pool thread: {results:?}"
     );
 }
+
+#[test]
+fn the_public_types_can_be_shared_and_sent_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Runtime>();
+    send_sync::<runtime::JoinHandle<String>>();
+    send_sync::<runtime::JoinError>();
+    send_sync::<runtime::net::TcpStream>();
+    send_sync::<runtime::net::TcpListener>();
+    send_sync::<runtime::time::Sleep>();
+    send_sync::<runtime::time::Interval>();
+    send_sync::<runtime::time::Elapsed>();
+    // And the futures of the API are `Send`, so they can be spawned on
+    // the multi-threaded flavour.
+    fn send<T: Send>(_: &T) {}
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let listener = runtime::net::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        send(&listener.accept());
+        send(&runtime::net::TcpStream::connect(addr));
+        send(&runtime::time::timeout(Duration::ZERO, async {}));
+        send(&yield_now());
+    });
+}
