@@ -237,6 +237,11 @@ impl<Input, Yield, Return> Fiber<Input, Yield, Return> {
     /// Drops everything the fiber's stack owns: a fiber that never started
     /// drops its closure, a suspended one unwinds from its `suspend` call up
     /// to its root, running every destructor on the way.
+    ///
+    /// A fiber that suspends *from a destructor* while it is being unwound
+    /// cannot be finished: the next unwind would start inside a destructor
+    /// that runs during unwinding, and Rust aborts the process ("panic in a
+    /// destructor during cleanup"). Never suspend in `Drop`.
     fn unwind(&mut self) {
         while !self.finished {
             match self.switch_in(Command::Unwind) {
