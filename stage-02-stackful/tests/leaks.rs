@@ -196,14 +196,16 @@ fn a_destructor_that_joins_a_thread_cancelled_after_it_still_finishes() {
     let mut rt = Runtime::new();
     rt.block_on(move || {
         let (handle_tx, handle_rx) = channel();
+        let (ready_tx, ready_rx) = channel();
         // Spawned first, so the cleanup reaches it first.
         spawn(move || {
             let _guard = JoinsWhenDropped(handle_rx.recv().ok(), d);
+            ready_tx.send(()).unwrap();
             park();
         });
         let waiter = spawn(park);
         handle_tx.send(waiter).unwrap();
-        yield_now(); // the first thread takes the handle and parks
+        ready_rx.recv().unwrap(); // the first thread holds the handle now
     })
     .unwrap();
     assert_eq!(drops.get(), 1, "the joining destructor ran to its end");
