@@ -67,7 +67,9 @@ impl Runtime {
     }
     // ANCHOR_END: runtime_block_on
 
-    /// Spawn a task on this runtime, from any thread.
+    /// Spawn a task on this runtime, from any thread. On the current-thread
+    /// flavour it runs while some thread is in [`block_on`](Runtime::block_on);
+    /// on the multi-threaded flavour, at once on a worker.
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
