@@ -312,6 +312,12 @@ impl Scheduler {
             self.nested_fibers.get() == 0,
             "green::{what} cannot block from inside a Generator (it runs on its own fiber)"
         );
+        // Only `with_driver` can hold the driver while a green thread runs;
+        // the scheduler needs it as soon as this thread blocks.
+        assert!(
+            self.driver.try_borrow_mut().is_ok(),
+            "green::{what} cannot block inside with_driver (the driver stays borrowed)"
+        );
         let id = self.running_or_panic(what);
         let suspender = self.running_suspender.get();
         assert!(

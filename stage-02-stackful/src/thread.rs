@@ -199,7 +199,8 @@ pub fn unpark(id: GreenId) -> bool {
 /// type. This is how a green thread registers interest with a netpoller.
 ///
 /// Do not block (park, yield, sleep) inside `f`: the driver stays borrowed
-/// for the length of the call. Panics outside a runtime.
+/// for the length of the call, so blocking there panics. Panics outside a
+/// runtime.
 pub fn with_driver<D: Driver, R>(f: impl FnOnce(&mut D) -> R) -> Option<R> {
     expect_current("with_driver", |s| {
         s.with_driver(|driver| {

@@ -149,3 +149,23 @@ fn with_driver_answers_none_for_another_driver_type() {
         })
         .unwrap();
 }
+
+#[test]
+fn blocking_inside_with_driver_is_refused_with_a_panic_in_that_thread() {
+    // The driver stays borrowed for the length of `with_driver`: had the
+    // thread parked there, the scheduler could not use its own driver.
+    let error = Runtime::new()
+        .block_on(|| {
+            spawn(|| with_driver(|_: &mut green::SleepDriver| yield_now()))
+                .join()
+                .unwrap_err()
+        })
+        .unwrap();
+    assert!(
+        error
+            .panic_message()
+            .unwrap()
+            .contains("inside with_driver"),
+        "{error}"
+    );
+}
