@@ -95,10 +95,27 @@ unsafe fn take_message<T>(message: usize) -> T {
 
 /// Marks a fiber's types as used and the fiber itself as `!Send` (the raw
 /// pointer): its stack may hold thread-local references, `Rc`s, ...
-type FiberMarker<Input, Yield, Return> = PhantomData<(*mut (), fn(Input) -> (Yield, Return))>;
+///
+/// `Input` must be *invariant*: the fiber may keep an input on its stack
+/// across suspends. Were `Fiber` contravariant in `Input` (as a plain
+/// `fn(Input)` would make it), a `Fiber<&'short T>` that holds a `&'short T`
+/// could be turned into a `Fiber<&'static T>` and outlive the borrow.
+/// `Yield` and `Return` only flow out, so covariance is fine for them.
+type FiberMarker<Input, Yield, Return> =
+    PhantomData<(*mut (), fn(Input) -> Input, fn() -> (Yield, Return))>;
 
 /// A closure running on its own stack. `Input` is what each `resume` passes
 /// in, `Yield` what each `suspend` passes out, `Return` the closure's result.
+///
+/// A fiber may hold on to its inputs, so it cannot be made to accept
+/// longer-lived inputs than it was given (`Fiber` is invariant in `Input`):
+///
+/// ```compile_fail
+/// use fibers::Fiber;
+/// fn extend<'short>(fiber: Fiber<&'short str>) -> Fiber<&'static str> {
+///     fiber // error: lifetime may not live long enough
+/// }
+/// ```
 pub struct Fiber<Input = (), Yield = (), Return = ()> {
     stack: Stack,
     finished: bool,
