@@ -201,7 +201,7 @@ pub unsafe fn switch_back(arg: usize, load_sp: StackPointer, save_sp: *mut Stack
             in("rdi") arg,
             in("rsi") load_sp,
             in("rdx") save_sp,
-            lateout("rax") reply,
+            out("rax") reply, // not `lateout`: written by the `lea` before the jump
             clobber_abi("C"),
         );
     }
