@@ -242,9 +242,11 @@ impl<Input, Yield, Return> Fiber<Input, Yield, Return> {
 
     /// Ends the fiber (unwinding it if it is suspended) and gives its stack
     /// back for reuse.
-    pub fn into_stack(self) -> Stack {
-        let mut this = ManuallyDrop::new(self);
-        this.unwind();
+    pub fn into_stack(mut self) -> Stack {
+        // Before `ManuallyDrop`: if the fiber's ending is a panic, it is
+        // raised here and `self` is dropped normally, unmapping the stack.
+        self.unwind();
+        let this = ManuallyDrop::new(self);
         // SAFETY: `this` is never used or dropped again, so the stack is
         // moved out exactly once.
         unsafe { ptr::read(&this.stack) }

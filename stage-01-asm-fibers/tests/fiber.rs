@@ -264,3 +264,14 @@ fn a_panic_while_dropping_a_never_started_fibers_closure_reaches_the_dropper() {
         Some(&"PanicsWhenDropped was dropped")
     );
 }
+
+#[test]
+fn into_stack_raises_a_panic_from_dropping_a_never_started_fibers_closure() {
+    let captured = PanicsWhenDropped;
+    let fiber = Fiber::new(move |_: &Suspender<(), ()>, ()| drop(captured)).unwrap();
+    let payload = panic::catch_unwind(AssertUnwindSafe(move || fiber.into_stack())).unwrap_err();
+    assert_eq!(
+        payload.downcast_ref::<&str>(),
+        Some(&"PanicsWhenDropped was dropped")
+    );
+}
