@@ -25,9 +25,9 @@
 //!
 //! An output file is text: one `KEY VALUE` line per key, keys ascending.
 
-use std::borrow::Borrow;
+use std::borrow::{Borrow, Cow};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -56,6 +56,19 @@ pub fn read_input(path: &Path) -> io::Result<String> {
         Ok(text) => text,
         Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
     })
+}
+
+/// Reads an input file into `buf` (cleared first, its memory reused) and
+/// returns the text, borrowed from `buf` when it is valid UTF-8 and
+/// repaired (U+FFFD for bad bytes) when it is not.
+pub fn read_input_into<'b>(path: &Path, buf: &'b mut Vec<u8>) -> io::Result<Cow<'b, str>> {
+    buf.clear();
+    let mut file = File::open(path)?;
+    // Room for the whole file at once: growing by doubling would copy it.
+    let size = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
+    buf.reserve(size.saturating_add(1));
+    file.read_to_end(buf)?;
+    Ok(String::from_utf8_lossy(buf))
 }
 
 // ANCHOR: atomic

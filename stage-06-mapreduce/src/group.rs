@@ -167,6 +167,13 @@ impl Groups {
     }
     // ANCHOR_END: emit
 
+    /// Empties the table for reuse (its memory stays), with the combiner
+    /// on or off.
+    pub fn reset(&mut self, combine: bool) {
+        self.table.clear();
+        self.combine = combine;
+    }
+
     /// Runs the combiner over every key with more than one value (if the
     /// combiner is on), so each key leaves a map task as a single value.
     pub fn combine_all(&mut self, app: &dyn App, cx: &Context<'_>) {

@@ -38,8 +38,10 @@ pub fn run_sequential(
     let cx = Context { dir };
     let mut groups = Groups::new(app.combines());
     let mut bytes_in = 0;
+    let mut buf = Vec::new();
     for file in inputs {
-        let contents = files::read_input(Path::new(file)).map_err(|e| context(e, file))?;
+        let contents =
+            files::read_input_into(Path::new(file), &mut buf).map_err(|e| context(e, file))?;
         bytes_in += contents.len() as u64;
         app.map(&cx, file, &contents, &mut |key, value| {
             groups.emit(app, &cx, key, value)
@@ -59,8 +61,9 @@ pub fn word_count_in_memory(
     inputs: &[impl AsRef<Path>],
 ) -> io::Result<HashMap<Box<str>, u64, FnvBuildHasher>> {
     let mut counts: HashMap<Box<str>, u64, FnvBuildHasher> = HashMap::default();
+    let mut buf = Vec::new();
     for path in inputs {
-        let contents = files::read_input(path.as_ref())?;
+        let contents = files::read_input_into(path.as_ref(), &mut buf)?;
         for_each_word(&contents, |word| match counts.get_mut(word) {
             Some(n) => *n += 1,
             None => {

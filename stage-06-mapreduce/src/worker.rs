@@ -129,6 +129,8 @@ pub async fn work(config: WorkerConfig) -> anyhow::Result<WorkerExit> {
     };
     let pid = std::process::id();
     let mut tasks = 0;
+    // Lent to each map task and handed back, so tasks reuse its memory.
+    let mut scratch = task::Scratch::default();
     loop {
         let reply = match call(&mut stream, &Message::GetTask { worker: pid }).await {
             Ok(reply) => reply,
@@ -138,13 +140,22 @@ pub async fn work(config: WorkerConfig) -> anyhow::Result<WorkerExit> {
         // The map or reduce call blocks for a long time: off to the
         // blocking pool, so this thread keeps polling futures.
         let (id, result) = match reply {
-            Message::Map(t) => (
-                TaskId {
+            Message::Map(t) => {
+                let id = TaskId {
                     kind: TaskKind::Map,
                     index: t.index,
-                },
-                runtime::spawn_blocking(move || task::run_map(app, &dir, &t)).await,
-            ),
+                };
+                let mut lent = std::mem::take(&mut scratch);
+                let done = runtime::spawn_blocking(move || {
+                    let result = task::run_map_in(app, &dir, &t, &mut lent);
+                    (result, lent)
+                });
+                let result = done.await.map(|(result, back)| {
+                    scratch = back;
+                    result
+                });
+                (id, result)
+            }
             Message::Reduce(t) => (
                 TaskId {
                     kind: TaskKind::Reduce,
