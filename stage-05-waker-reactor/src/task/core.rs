@@ -28,7 +28,13 @@
 //! thread that set RUNNING; once COMPLETE is set, the output belongs to the
 //! join handle (or to the runner, if the handle is gone). `join_waker` is
 //! written by the join handle only while JOIN_WAKER is clear, and read by the
-//! runner only if JOIN_WAKER was set when it completed the task.
+//! runner only if JOIN_WAKER was set when it completed the task. Whoever
+//! lets go of it last empties it (see
+//! [`State::transition_to_join_handle_dropped`]): a waker left in the slot
+//! would keep the task it wakes alive, and two tasks that await each other
+//! would keep each other alive forever.
+//!
+//! [`State::transition_to_join_handle_dropped`]: super::state::State::transition_to_join_handle_dropped
 //!
 //! [`JoinHandle`]: crate::JoinHandle
 
@@ -75,6 +81,9 @@ pub(crate) struct Vtable {
     pub(crate) try_read_output: unsafe fn(NonNull<Header>, *mut (), &Waker),
     /// Drop the output (the join handle is gone and the task is done).
     pub(crate) drop_output: unsafe fn(NonNull<Header>),
+    /// Empty the join-waker slot (the join handle is gone, and the state
+    /// word says the slot is the caller's).
+    pub(crate) drop_join_waker: unsafe fn(NonNull<Header>),
     /// Shutdown: drop the future if nobody runs it, complete as cancelled.
     pub(crate) shutdown: unsafe fn(NonNull<Header>),
     /// Free the cell (refs reached zero).
@@ -163,6 +172,7 @@ where
         schedule: schedule::<F, S>,
         try_read_output: try_read_output::<F, S>,
         drop_output: drop_output::<F, S>,
+        drop_join_waker: drop_join_waker::<F, S>,
         shutdown: shutdown::<F, S>,
         dealloc: dealloc::<F, S>,
     }
@@ -313,9 +323,22 @@ unsafe fn complete<F, S>(
         let _ = unsafe { set_stage(cell, Stage::Consumed) };
     } else if prev.has_join_waker() {
         // SAFETY: JOIN_WAKER was set, so the handle wrote the waker before
-        // and will not touch it again (COMPLETE makes its CAS fail).
+        // and will not write it again (COMPLETE makes its CAS fail); it may
+        // only read it, as we do.
         if let Some(waker) = unsafe { &*cell.join_waker.get() } {
             waker.wake_by_ref();
+        }
+        if !cell
+            .header
+            .state
+            .unset_join_waker_after_complete()
+            .is_join_interested()
+        {
+            // The handle was dropped while we woke it, and left the slot to
+            // us: empty it, or its waker would keep its task alive.
+            // SAFETY: the handle is gone and JOIN_WAKER made the slot ours.
+            let waker = unsafe { (*cell.join_waker.get()).take() };
+            drop(waker);
         }
     }
     // SAFETY: we own `refs` references (ours plus the list's).
@@ -390,11 +413,27 @@ where
     F::Output: Send + 'static,
     S: Schedule,
 {
-    // SAFETY: called by the join handle after `unset_join_interested` found
-    // the task done: the output is the handle's.
+    // SAFETY: called by the join handle after
+    // `transition_to_join_handle_dropped` found the task done: the output is
+    // the handle's.
     let cell = unsafe { cell::<F, S>(ptr) };
     // SAFETY: as above.
     let _ = unsafe { set_stage(cell, Stage::Consumed) };
+}
+
+unsafe fn drop_join_waker<F, S>(ptr: NonNull<Header>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    // SAFETY: the join handle's reference keeps the cell alive.
+    let cell = unsafe { cell::<F, S>(ptr) };
+    // SAFETY: called by the join handle when
+    // `transition_to_join_handle_dropped` gave it the slot: the runner will
+    // not read it (JOIN_WAKER clear) or is done with it.
+    let waker = unsafe { (*cell.join_waker.get()).take() };
+    drop(waker);
 }
 
 unsafe fn shutdown<F, S>(ptr: NonNull<Header>)

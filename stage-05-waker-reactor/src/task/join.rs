@@ -79,17 +79,26 @@ impl<T> Future for JoinHandle<T> {
     }
 }
 
+// ANCHOR: join_handle_drop
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
-        if self.header().state.unset_join_interested().is_err() {
+        let prev = self.header().state.transition_to_join_handle_dropped();
+        if prev.is_complete() {
             // Done before we let go: the output is ours to drop.
             // SAFETY: COMPLETE with JOIN_INTEREST held: we own the output.
             unsafe { (self.header().vtable().drop_output)(self.raw) };
+        }
+        if !prev.is_complete() || !prev.has_join_waker() {
+            // The runner will not read the waker slot (or is done with it):
+            // empty it, so the waiting task is not kept alive by this one.
+            // SAFETY: the state transition gave us the slot.
+            unsafe { (self.header().vtable().drop_join_waker)(self.raw) };
         }
         // SAFETY: the handle owns one reference.
         unsafe { Header::ref_dec(self.raw, 1) };
     }
 }
+// ANCHOR_END: join_handle_drop
 
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

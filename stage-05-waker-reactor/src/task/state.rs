@@ -224,17 +224,44 @@ impl State {
         matches!(result, Ok(prev) if prev.0 & (RUNNING | COMPLETE) == 0)
     }
 
-    /// The join handle is dropped. `Err` if the task is already done: then
-    /// the output is the handle's to drop.
-    pub(crate) fn unset_join_interested(&self) -> Result<Snapshot, Snapshot> {
-        self.update(|s| {
+    // ANCHOR: join_handle_dropped
+    /// The join handle is dropped: clear JOIN_INTEREST, and also JOIN_WAKER
+    /// if the task is not done (the runner will then never look at the
+    /// slot, so the handle may empty it). Returns the state just before:
+    ///
+    /// * not done: the handle empties the waker slot; the runner drops the
+    ///   output when it completes;
+    /// * done: the output is the handle's to drop; the waker slot too,
+    ///   unless JOIN_WAKER is still set (the runner is waking that waker
+    ///   right now and empties the slot itself, see
+    ///   [`State::unset_join_waker_after_complete`]).
+    ///
+    /// AcqRel: Release orders the handle's last use of the slot before the
+    /// runner's (possible) drop of it; Acquire orders the runner's output
+    /// write and its last use of the slot before the handle's drops.
+    pub(crate) fn transition_to_join_handle_dropped(&self) -> Snapshot {
+        let result = self.update(|s| {
             debug_assert!(s & JOIN_INTEREST != 0);
             if s & COMPLETE != 0 {
-                None
-            } else {
                 Some(s & !JOIN_INTEREST)
+            } else {
+                Some(s & !(JOIN_INTEREST | JOIN_WAKER))
             }
-        })
+        });
+        match result {
+            Ok(prev) | Err(prev) => prev,
+        }
+    }
+    // ANCHOR_END: join_handle_dropped
+
+    /// The runner has woken the join waker after completing the task and
+    /// gives the slot back. Returns the state just before: if JOIN_INTEREST
+    /// is clear, the handle is gone and left the slot to the runner, which
+    /// must empty it (nobody else will before the task is freed).
+    pub(crate) fn unset_join_waker_after_complete(&self) -> Snapshot {
+        let prev = self.0.fetch_and(!JOIN_WAKER, AcqRel);
+        debug_assert!(prev & COMPLETE != 0 && prev & JOIN_WAKER != 0);
+        Snapshot(prev)
     }
 
     /// The join handle has written its waker and hands it to the task.
@@ -325,6 +352,47 @@ mod tests {
         let prev = state.transition_to_complete();
         assert!(prev.has_join_waker() && prev.is_join_interested());
         assert!(state.unset_join_waker().is_err());
-        assert!(state.unset_join_interested().is_err());
+    }
+
+    #[test]
+    fn a_join_handle_dropped_before_completion_takes_its_waker_slot_back() {
+        let state = State::new();
+        state.transition_to_running();
+        assert!(state.set_join_waker().is_ok());
+        let prev = state.transition_to_join_handle_dropped();
+        assert!(!prev.is_complete(), "the handle empties the slot");
+        let at_completion = state.transition_to_complete();
+        assert!(
+            !at_completion.is_join_interested() && !at_completion.has_join_waker(),
+            "the runner touches neither the output's owner nor the slot"
+        );
+    }
+
+    #[test]
+    fn a_join_handle_dropped_while_the_runner_wakes_it_leaves_the_slot_to_the_runner() {
+        let state = State::new();
+        state.transition_to_running();
+        assert!(state.set_join_waker().is_ok());
+        let at_completion = state.transition_to_complete();
+        assert!(at_completion.has_join_waker(), "the runner wakes the waker");
+        let prev = state.transition_to_join_handle_dropped();
+        assert!(prev.is_complete() && prev.has_join_waker(), "hands off");
+        let after_wake = state.unset_join_waker_after_complete();
+        assert!(!after_wake.is_join_interested(), "the runner empties it");
+    }
+
+    #[test]
+    fn a_join_handle_dropped_after_the_wake_empties_the_slot_itself() {
+        let state = State::new();
+        state.transition_to_running();
+        assert!(state.set_join_waker().is_ok());
+        state.transition_to_complete();
+        let after_wake = state.unset_join_waker_after_complete();
+        assert!(after_wake.is_join_interested(), "the runner leaves it");
+        let prev = state.transition_to_join_handle_dropped();
+        assert!(
+            prev.is_complete() && !prev.has_join_waker(),
+            "the handle empties it"
+        );
     }
 }
