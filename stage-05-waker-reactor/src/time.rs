@@ -100,11 +100,13 @@ impl Future for Sleep {
                 self.key = Some(key);
             }
             // Still registered: make sure the reactor has the current waker.
-            // (A timer the reactor fired has `deadline <= now`, caught above.)
+            // A timer the reactor fired has `deadline <= now`, caught above,
+            // so `Fired` here means the runtime shut down and dropped every
+            // timer: this one can never fire. Completing would be early;
+            // stay pending (like any future of a runtime that is gone).
             Some(key) => {
                 if self.reactor.timers.poll(key, cx.waker()) == TimerPoll::Fired {
                     self.key = None;
-                    return Poll::Ready(());
                 }
             }
         }

@@ -131,10 +131,13 @@ fn interval_ticks_at_multiples_of_its_period() {
 fn interval_skips_ticks_missed_while_busy() {
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
-        let period = Duration::from_millis(5);
+        // The first tick must be taken within one period of `interval()`
+        // for `late` below to be the very next one: a period long enough
+        // for a preempted (or emulated) thread.
+        let period = Duration::from_millis(20);
         let mut ticks = interval(period);
         let first = ticks.tick().await;
-        std::thread::sleep(Duration::from_millis(23)); // busy: miss ~4 ticks
+        std::thread::sleep(period * 4 + period / 2); // busy: miss ~4 ticks
         let late = ticks.tick().await; // the one that was due
         let next = ticks.tick().await;
         assert_eq!(late, first + period);
@@ -215,4 +218,27 @@ fn huge_durations_do_not_overflow_they_just_never_fire() {
         assert!(timeout(Duration::MAX, async { 1 }).await.is_ok());
     });
     assert_eq!(rt.num_pending_timers(), 0);
+}
+
+#[test]
+#[allow(clippy::async_yields_async)] // the sleep is handed out unawaited on purpose
+fn a_sleep_that_outlives_its_runtime_never_completes_early() {
+    use std::future::Future as _;
+    for (name, rt) in both_flavours() {
+        // Registered with the reactor (polled once), then the runtime goes.
+        let mut sleeping = Box::pin(rt.block_on(async {
+            let mut sleeping = sleep(Duration::from_secs(3600));
+            let first = futures::poll!(&mut sleeping);
+            assert!(first.is_pending(), "{name}");
+            sleeping
+        }));
+        drop(rt);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        for _ in 0..2 {
+            assert!(
+                sleeping.as_mut().poll(&mut cx).is_pending(),
+                "{name}: an hour has not passed"
+            );
+        }
+    }
 }
