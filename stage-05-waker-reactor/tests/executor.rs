@@ -95,22 +95,34 @@ fn abort_after_completion_keeps_the_output() {
 #[test]
 fn a_wake_after_completion_is_harmless() {
     for (name, rt) in both_flavours() {
-        let waker = rt.block_on(async {
-            let task = spawn(std::future::poll_fn(|cx: &mut Context<'_>| {
+        let polls = Arc::new(AtomicUsize::new(0));
+        let counter = polls.clone();
+        let waker = rt.block_on(async move {
+            let task = spawn(std::future::poll_fn(move |cx: &mut Context<'_>| {
+                counter.fetch_add(1, SeqCst);
                 Poll::Ready(cx.waker().clone())
             }));
             let waker: Waker = task.await.unwrap();
             waker.wake_by_ref();
             #[allow(clippy::waker_clone_wake)] // waking by value is under test
             waker.clone().wake();
-            yield_now().await;
+            for _ in 0..3 {
+                yield_now().await;
+            }
             waker
         });
-        // After the runtime is gone too.
+        assert_eq!(
+            polls.load(SeqCst),
+            1,
+            "{name}: a done task is never polled again"
+        );
+        assert_eq!(rt.num_alive_tasks(), 0, "{name}");
+        // After the runtime is gone too: the waker still owns the task's
+        // memory, and waking it queues nothing anywhere.
         drop(rt);
         waker.wake_by_ref();
         waker.wake();
-        let _ = name;
+        assert_eq!(polls.load(SeqCst), 1, "{name}");
     }
 }
 
