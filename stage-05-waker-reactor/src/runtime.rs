@@ -25,7 +25,19 @@ use crate::task::JoinHandle;
 /// its future dropped (so the sockets, timers and channels it holds are
 /// released, and its `JoinHandle` reports a cancelled [`JoinError`]),
 /// queued blocking jobs are cancelled, and every thread of the runtime is
-/// joined (running blocking jobs are waited for).
+/// joined.
+///
+/// **The drop waits for running `spawn_blocking` closures, with no
+/// timeout.** A thread cannot be interrupted, and a closure that outlived
+/// its runtime would break the promise that nothing of the runtime runs
+/// after the drop. The futures are dropped *first*, so a closure that waits
+/// on a channel from a task sees the channel close; a closure that blocks
+/// on something else (a socket with no timeout, a sleep of an hour) makes
+/// the drop wait for it. Give such closures their own deadline.
+///
+/// The runtime may be dropped by its own code (from a task on a worker, or
+/// from a blocking closure): the drop then joins every thread but the one
+/// it runs on, which finishes its poll or closure and exits by itself.
 ///
 /// [`JoinError`]: crate::JoinError
 pub struct Runtime {

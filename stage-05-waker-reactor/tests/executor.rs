@@ -522,3 +522,66 @@ fn the_public_types_can_be_shared_and_sent_between_threads() {
         send(&yield_now());
     });
 }
+
+/// A runtime may be dropped by its own code: from a task on one of its
+/// workers, or from one of its `spawn_blocking` closures. The drop cannot
+/// join the thread it runs on (that thread finishes its poll or closure and
+/// exits by itself), but every other future is still dropped.
+#[test]
+fn a_runtime_can_be_dropped_from_inside_its_own_task_or_blocking_closure() {
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+    // A current-thread runtime's tasks run only inside `block_on`, which
+    // borrows the runtime: none of them can own it.
+    let cases = [
+        ("current_thread", true),
+        ("multi_thread", false),
+        ("multi_thread", true),
+    ];
+    for (name, from_blocking) in cases {
+        let rt = match name {
+            "current_thread" => Runtime::new().unwrap(),
+            _ => Runtime::builder()
+                .multi_thread()
+                .worker_threads(2)
+                .build()
+                .unwrap(),
+        };
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let (keep, never) = oneshot::channel::<()>();
+        let counted = Counted(dropped.clone());
+        rt.spawn(async move {
+            let _counted = counted;
+            let _ = never.await;
+        });
+        let slot = Arc::new(std::sync::Mutex::new(Some(rt)));
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let taken = slot.clone();
+        let drop_it = move || {
+            let rt = taken.lock().unwrap().take();
+            drop(rt);
+            done_tx.send(()).unwrap();
+        };
+        {
+            let guard = slot.lock().unwrap();
+            let rt = guard.as_ref().unwrap();
+            if from_blocking {
+                drop(rt.spawn_blocking(drop_it));
+            } else {
+                drop(rt.spawn(async move { drop_it() }));
+            }
+        }
+        done_rx.recv().unwrap();
+        assert!(slot.lock().unwrap().is_none(), "{name}");
+        assert_eq!(
+            dropped.load(SeqCst),
+            1,
+            "{name} (from_blocking: {from_blocking}): the other task's future was dropped"
+        );
+        drop(keep);
+    }
+}

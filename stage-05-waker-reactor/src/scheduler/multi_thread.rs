@@ -184,7 +184,10 @@ impl Shared {
                 let _ = join.join(); // task panics are caught in the task
             }
         }
-        // No worker runs any more: nothing is RUNNING. Drop every future.
+        // No other worker runs any more. If this thread is a worker (the
+        // runtime is dropped by one of its own tasks), that task is RUNNING:
+        // shutdown marks it CANCELLED and its runner drops its future when
+        // the poll returns. Drop every other future now.
         let _handle = context::enter(Handle::MultiThread(this.clone()));
         let _stage04 = crate::stage04::install(&this.reactor);
         this.owned.close_and_shutdown_all();
