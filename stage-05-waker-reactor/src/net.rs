@@ -220,8 +220,10 @@ impl AsyncWrite for TcpStream {
 }
 
 /// Reading through a shared reference lets one task read while another
-/// writes the same stream (one reader and one writer at a time: the reactor
-/// keeps one waker per direction).
+/// writes the same stream. One reader and one writer at a time: the reactor
+/// keeps one waker per direction, so if two tasks wait to read the same
+/// stream, the second one's waker replaces the first one's, and the first
+/// is not woken by the next event.
 impl AsyncRead for &TcpStream {
     fn poll_read(
         self: Pin<&mut Self>,

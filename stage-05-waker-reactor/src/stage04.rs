@@ -14,9 +14,11 @@
 //!        |
 //!        v  (this module)
 //!   fd -> slab slot (registered once, edge-triggered)
-//!   store the waker, clear that direction's readiness, then re-arm the fd
-//!   with EPOLL_CTL_MOD: if it is ready now, epoll reports it again, so a
-//!   readiness that arrived before the call is not lost
+//!   store the waker as that direction's waiter, then re-arm the fd with
+//!   EPOLL_CTL_MOD: if it is ready now, epoll reports it again, so a
+//!   readiness that arrived before the call is not lost (the remembered
+//!   readiness bits are not used: stage 04's futures retry the syscall
+//!   themselves)
 //!        |
 //!        v  wake phase: Driver::park -> ScheduledIo::set_readiness -> wake
 //! ```

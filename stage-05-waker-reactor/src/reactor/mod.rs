@@ -341,10 +341,14 @@ impl ScheduledIo {
     /// tasks waiting for it.
     fn set_readiness(&self, ready: Ready, wakers: &mut Vec<Waker>) {
         let mut waiters = self.waiters();
-        let current = self.readiness.load(Acquire);
-        let tick = (current >> TICK_SHIFT).wrapping_add(1);
-        let bits = (current | ready.0) & Ready::ALL;
-        self.readiness.store((tick << TICK_SHIFT) | bits, Release);
+        // One read-modify-write: a task's `clear_readiness` may run on
+        // another thread at the same time, and a plain load and store here
+        // could overwrite its clearing with bits it had seen fail.
+        let _ = self.readiness.fetch_update(AcqRel, Acquire, |current| {
+            let tick = (current >> TICK_SHIFT).wrapping_add(1);
+            let bits = (current | ready.0) & Ready::ALL;
+            Some((tick << TICK_SHIFT) | bits)
+        });
         if ready.0 & Direction::Read.mask() != 0
             && let Some(waker) = waiters.reader.take()
         {
