@@ -227,6 +227,8 @@ impl CoreGuard<'_> {
         // last asked for events.
         let mut since_driver = 0;
         loop {
+            // AcqRel: pairs with the waker's store, so what the waking
+            // thread wrote before waking is visible to this poll.
             if main.woken.swap(false, AcqRel) {
                 if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
                     return output;
@@ -245,6 +247,8 @@ impl CoreGuard<'_> {
                 }
                 since_driver += 1;
             }
+            // (Relaxed: only a hint; `may_block` checks again with SeqCst
+            // after announcing the park, which is what rules out a lost wake.)
             if ran_out && !main.woken.load(Relaxed) {
                 // Wait phase: nothing to run. Sleep in epoll until an event,
                 // the next timer, or a wake from another thread.

@@ -110,6 +110,8 @@ impl State {
         State(AtomicUsize::new(INITIAL))
     }
 
+    /// Acquire: a snapshot that shows COMPLETE also shows the output the
+    /// runner stored before setting it (the join handle reads it next).
     pub(crate) fn load(&self) -> Snapshot {
         Snapshot(self.0.load(Acquire))
     }
@@ -117,6 +119,15 @@ impl State {
     /// Apply `f` to the state until the compare-and-swap sticks. `f` returns
     /// the new state, or `None` to leave the state as it is. Returns the
     /// state that `f` last saw.
+    ///
+    /// Orderings: every transition hands something over (the future, from
+    /// the runner that clears RUNNING to the next one that sets it; the
+    /// output, at COMPLETE; the join-waker slot, at JOIN_WAKER), so each
+    /// successful swap is AcqRel: Release publishes what this thread wrote
+    /// to the cell before the transition, Acquire makes visible what the
+    /// previous owner wrote before its own. A failed swap, or `f` giving up,
+    /// still reads with Acquire, because the callers act on that snapshot
+    /// (e.g. read the output of a task they saw COMPLETE).
     fn update(&self, mut f: impl FnMut(usize) -> Option<usize>) -> Result<Snapshot, Snapshot> {
         let mut current = self.0.load(Acquire);
         loop {
@@ -187,6 +198,9 @@ impl State {
 
     /// running -> done. Returns the state just before, whose join bits tell
     /// the runner whether to keep the output and whom to wake.
+    ///
+    /// AcqRel: Release publishes the output; Acquire sees the join handle's
+    /// waker (written before it set JOIN_WAKER) and its JOIN_INTEREST.
     pub(crate) fn transition_to_complete(&self) -> Snapshot {
         let prev = self.0.fetch_xor(RUNNING | COMPLETE, AcqRel);
         debug_assert!(prev & RUNNING != 0 && prev & COMPLETE == 0);
