@@ -200,7 +200,7 @@ where
         StartRun::Poll => {}
         StartRun::Cancel => {
             // SAFETY: RUNNING is set: the future is ours.
-            unsafe { cancel_and_complete(cell, ptr, 1) };
+            unsafe { cancel_and_complete::<F, S>(ptr, 1) };
             return;
         }
         StartRun::Skip => {
@@ -236,10 +236,18 @@ where
                 // SAFETY: we own the queue's reference.
                 EndRun::Idle => unsafe { Header::ref_dec(ptr, 1) },
                 // A wake came during the poll: the queue's reference goes
-                // back on a queue (behind the tasks already waiting).
-                EndRun::Requeue => cell.scheduler.yield_now(Notified::from_raw(ptr)),
+                // back on a queue (behind the tasks already waiting). Another
+                // worker may run and free the task as soon as it is queued,
+                // while `yield_now` still runs on `&cell.scheduler`: so the
+                // queue gets a new reference, and ours is dropped after.
+                EndRun::Requeue => {
+                    cell.header.ref_inc();
+                    cell.scheduler.yield_now(Notified::from_raw(ptr));
+                    // SAFETY: we still own the old queue reference.
+                    unsafe { Header::ref_dec(ptr, 1) };
+                }
                 // SAFETY: RUNNING is still set: the future is ours.
-                EndRun::Cancel => unsafe { cancel_and_complete(cell, ptr, 1) },
+                EndRun::Cancel => unsafe { cancel_and_complete::<F, S>(ptr, 1) },
             }
             return;
         }
@@ -253,7 +261,7 @@ where
         Err(payload) => Err(JoinError::panic(payload)),
     };
     // SAFETY: as above.
-    unsafe { complete(cell, ptr, output, 1) };
+    unsafe { complete::<F, S>(ptr, output, 1) };
 }
 // ANCHOR_END: run
 
@@ -274,39 +282,49 @@ unsafe fn set_stage<F: Future, S>(
 
 /// Drop the future of a task and complete it with "cancelled".
 ///
+/// Takes the raw pointer, not a `&Cell`: the last reference may be dropped
+/// in here, and a reference *argument* must stay valid until the function
+/// returns (freeing the cell under it would be undefined behaviour).
+///
 /// # Safety
-/// RUNNING is set by the caller, who owns `refs` references.
-unsafe fn cancel_and_complete<F, S>(cell: &Cell<F, S>, ptr: NonNull<Header>, refs: usize)
+/// `ptr` is a live task of these `F` and `S`; RUNNING is set by the caller,
+/// who owns `refs` references.
+unsafe fn cancel_and_complete<F, S>(ptr: NonNull<Header>, refs: usize)
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
     S: Schedule,
 {
+    // SAFETY: the caller's references keep the cell alive until `complete`.
+    let cell = unsafe { cell::<F, S>(ptr) };
     // SAFETY: RUNNING is set by the caller.
     let output = match unsafe { set_stage(cell, Stage::Consumed) } {
         Ok(()) => Err(JoinError::cancelled()),
         Err(payload) => Err(JoinError::panic(payload)),
     };
-    // SAFETY: as above.
-    unsafe { complete(cell, ptr, output, refs) };
+    // SAFETY: as above; `cell` is not used after this call.
+    unsafe { complete::<F, S>(ptr, output, refs) };
 }
 
 // ANCHOR: complete
 /// Leave the owner's list, store the output, mark the task done, wake the
 /// join handle, and drop the caller's `refs` references.
 ///
+/// Takes the raw pointer, not a `&Cell`, for the reason given at
+/// [`cancel_and_complete`]: the cell may be freed by the last line.
+///
 /// # Safety
-/// RUNNING is set by the caller, who owns `refs` references.
-unsafe fn complete<F, S>(
-    cell: &Cell<F, S>,
-    ptr: NonNull<Header>,
-    output: Result<F::Output, JoinError>,
-    refs: usize,
-) where
+/// `ptr` is a live task of these `F` and `S`; RUNNING is set by the caller,
+/// who owns `refs` references.
+unsafe fn complete<F, S>(ptr: NonNull<Header>, output: Result<F::Output, JoinError>, refs: usize)
+where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
     S: Schedule,
 {
+    // SAFETY: the caller's references keep the cell alive until the
+    // `ref_dec` at the end, after which `cell` is not used.
+    let cell = unsafe { cell::<F, S>(ptr) };
     // Leave the owner's task list first, so that whoever sees the output
     // also sees the task gone from the list; its reference is dropped with
     // ours below. (Shutdown cannot miss the task: it is RUNNING, and the
@@ -449,7 +467,7 @@ where
         // `complete` to drop; the caller still drops its own.
         cell.header.ref_inc();
         // SAFETY: RUNNING set by us, one reference owned.
-        unsafe { cancel_and_complete(cell, ptr, 1) };
+        unsafe { cancel_and_complete::<F, S>(ptr, 1) };
     }
 }
 

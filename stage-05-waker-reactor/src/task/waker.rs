@@ -11,7 +11,7 @@
 //! | clause | how |
 //! |---|---|
 //! | `clone` returns a `RawWaker` that wakes the *same* task, with its own resources | same pointer, one more reference |
-//! | `wake` wakes the task and *consumes* the waker's resources | the reference moves to the run queue, or is dropped if the task needs no queuing |
+//! | `wake` wakes the task and *consumes* the waker's resources | a wake by reference, then the waker's reference is dropped |
 //! | `wake_by_ref` wakes the task without consuming the waker | like `wake`, taking a new reference if the task must be queued |
 //! | `drop` releases the resources | one reference less; the last frees the task |
 //! | all four must be safe to call from any thread (`Waker: Send + Sync`) | the reference count and the state are atomics; queues are `Send` |
@@ -39,24 +39,26 @@ unsafe fn clone_waker(data: *const ()) -> RawWaker {
     RawWaker::new(data, &TASK_WAKER_VTABLE)
 }
 
-/// `wake`: wake phase, by value. The waker's reference either goes to the
-/// run queue (the task was idle) or is dropped (it is queued, running or
-/// done already).
+/// `wake`: wake phase, by value: a wake by reference, then the waker's
+/// drop.
+///
+/// Why not hand the waker's reference straight to the run queue? Because
+/// once the task is on a queue, another thread may run it, complete it and
+/// free it (and with it, possibly the last handle to the runtime) while
+/// `schedule` is still running here with `&self` pointing into the task.
+/// Holding our own reference until `schedule` returns keeps both alive.
 unsafe fn wake(data: *const ()) {
-    let ptr = header_ptr(data);
-    // SAFETY: the waker owns a reference, so the header is live.
-    let header = unsafe { ptr.as_ref() };
-    if header.state.transition_to_notified() {
-        // SAFETY: we hand our reference to the scheduler.
-        unsafe { (header.vtable().schedule)(ptr) };
-    } else {
-        // SAFETY: the waker's reference is ours to drop.
-        unsafe { Header::ref_dec(ptr, 1) };
+    // SAFETY: the waker owns a reference, which it keeps during the wake
+    // and gives up just after.
+    unsafe {
+        wake_by_ref(data);
+        drop_waker(data);
     }
 }
 
 /// `wake_by_ref`: wake phase, keeping the waker. Only if the task must be
-/// queued does it take a new reference, for the queue.
+/// queued does it take a new reference, for the queue; the waker's own
+/// reference keeps the task alive while `schedule` runs.
 unsafe fn wake_by_ref(data: *const ()) {
     let ptr = header_ptr(data);
     // SAFETY: the waker owns (or borrows) a reference, so the header is live.
