@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use mapreduce::WordCount;
 use mapreduce::corpus::CorpusSpec;
 use mapreduce::job::cached_corpus;
@@ -46,21 +46,26 @@ fn wordcount(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("wordcount");
     group.throughput(Throughput::Bytes(bytes));
+    // Each iteration is a whole job of a few hundred milliseconds: ten of
+    // them, one per sample, keep the run short (and the window in which
+    // other programs can disturb a two-CPU measurement).
     group.sample_size(10);
+    group.sampling_mode(SamplingMode::Flat);
     group.warm_up_time(Duration::from_secs(1));
-    group.measurement_time(Duration::from_secs(20));
+    group.measurement_time(Duration::from_secs(5));
 
     group.bench_function("ours", |b| {
         b.iter(|| {
-            let status = Command::new(env!("CARGO_BIN_EXE_mapreduce"))
+            let run = Command::new(env!("CARGO_BIN_EXE_mapreduce"))
                 .args(["run", "--app", "wc", "--workers", "2", "--quiet", "--dir"])
                 .arg(out.join("ours"))
                 .args(&files)
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
+                .stderr(Stdio::piped())
+                .output()
                 .expect("run the binary");
-            assert!(status.success());
+            let stderr = String::from_utf8_lossy(&run.stderr);
+            assert!(run.status.success(), "{}: {stderr}", run.status);
         })
     });
     group.bench_function("sequential", |b| {

@@ -97,7 +97,7 @@ impl AtomicFile {
         Ok(AtomicFile {
             temp,
             dest: dir.join(name),
-            out: Some(BufWriter::with_capacity(256 * 1024, file)),
+            out: Some(BufWriter::with_capacity(64 * 1024, file)),
         })
     }
 

@@ -31,7 +31,7 @@ use runtime::Runtime;
 use runtime::time::timeout;
 
 use crate::app::App;
-use crate::coordinator::{Coordinator, CoordinatorConfig, JobReport, check_inputs};
+use crate::coordinator::{Coordinator, CoordinatorConfig, EXIT_GRACE, JobReport, check_inputs};
 use crate::corpus::{self, CorpusSpec};
 
 /// How to run a local job.
@@ -239,12 +239,18 @@ pub fn run_job(config: &JobConfig) -> anyhow::Result<JobSummary> {
                 }
                 Ok(report)
             }
-            Either::Right((statuses, _)) => {
+            Either::Right((statuses, coordinator)) => {
+                // The workers may have heard Exit and gone while the
+                // coordinator is still in its grace period: then it ends
+                // in a moment. If it does not, the job was left unfinished.
                 let statuses = statuses.map_err(|e| anyhow::anyhow!("{e:?}"))?;
-                bail!(
-                    "every worker exited before the job was done ({})",
-                    describe(&statuses)
-                )
+                match timeout(EXIT_GRACE * 2, coordinator).await {
+                    Ok(report) => Ok(report),
+                    Err(_) => bail!(
+                        "every worker exited before the job was done ({})",
+                        describe(&statuses)
+                    ),
+                }
             }
         }
     })?;
