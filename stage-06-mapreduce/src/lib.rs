@@ -27,7 +27,7 @@
 //! |---|---|
 //! | [`app`] | the `App` trait (map, reduce, combiner) and the `wc` and `indexer` apps |
 //! | [`hash`] | FNV-1a: the partition function, the same in every process |
-//! | [`group`] | gathering a key's values in memory (both sides of the shuffle) |
+//! | [`group`] | gathering each key's values in memory (map tasks, the sequential run) |
 //! | [`files`] | file names and formats, atomic write-then-rename |
 //! | [`task`] | one map task, one reduce task: plain blocking code |
 //! | [`sequential`] | the reference run in one process, and the in-memory floor |
