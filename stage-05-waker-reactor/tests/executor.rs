@@ -585,3 +585,46 @@ fn a_runtime_can_be_dropped_from_inside_its_own_task_or_blocking_closure() {
         drop(keep);
     }
 }
+
+/// A waker woken by value on another thread while the runtime is being
+/// dropped: the wake may queue the task just before shutdown takes the
+/// queue. The future must be dropped either way. (The waking thread must
+/// also not touch the task or the runtime after they are freed, which is
+/// why `wake` keeps its own reference until `schedule` returns; that window
+/// is a few instructions wide, so this test rarely hits it, even under
+/// `cargo miri test` with many seeds: the argument is in `task/waker.rs`.)
+#[test]
+fn a_wake_from_another_thread_racing_with_runtime_drop_still_drops_the_future() {
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+    let rounds = scaled(20);
+    for round in 0..rounds {
+        for (name, rt) in both_flavours() {
+            let dropped = Arc::new(AtomicUsize::new(0));
+            let counted = Counted(dropped.clone());
+            let (tx, rx) = std::sync::mpsc::channel::<Waker>();
+            let task = rt.spawn(std::future::poll_fn(move |cx: &mut Context<'_>| {
+                let _keep = &counted;
+                let _ = tx.send(cx.waker().clone());
+                Poll::<()>::Pending
+            }));
+            drop(task); // detached: the queue's reference may be the last
+            let waker = rt.block_on(async {
+                loop {
+                    if let Ok(waker) = rx.try_recv() {
+                        break waker;
+                    }
+                    yield_now().await;
+                }
+            });
+            let waking = std::thread::spawn(move || waker.wake());
+            drop(rt);
+            waking.join().unwrap();
+            assert_eq!(dropped.load(SeqCst), 1, "{name}, round {round}");
+        }
+    }
+}
