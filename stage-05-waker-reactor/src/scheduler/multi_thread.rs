@@ -369,6 +369,14 @@ impl Shared {
                     && let Some(driver) = driver.as_mut()
                 {
                     driver.park(Some(Duration::ZERO), || true);
+                    // We got the driver, so no worker waits in it. A sleeper
+                    // that tried to take it while we held it sleeps on its
+                    // condvar instead, and I/O and timers would wait for our
+                    // next look (long, if our next task blocks): wake it, so
+                    // it finds no work and parks in the driver.
+                    if self.num_sleepers.load(SeqCst) > 0 {
+                        self.notify_one();
+                    }
                 }
             }
             if let Some(task) = self.next_task(&ctx) {
