@@ -114,7 +114,9 @@ impl BlockingPool {
         let spawned = thread::Builder::new()
             .name(self.thread_name.clone())
             .spawn(move || pool.run_thread(handle));
-        // Out of threads (`Err`): the job waits for a running thread instead.
+        // Out of threads (`Err`): the job waits in the queue for a running
+        // thread, or, if none runs, for the next `spawn_blocking` to try
+        // starting one again (or for shutdown, which cancels it).
         if let Ok(join) = spawned {
             state.joins.retain(|j| !j.is_finished());
             state.joins.push(join);
@@ -168,8 +170,6 @@ impl Schedule for Arc<BlockingPool> {
             state.wakeups += 1;
             self.condvar.notify_one();
         } else if state.threads < self.max_threads {
-            // If no thread can be started, the job waits in the queue for a
-            // running thread (or is cancelled at shutdown).
             self.spawn_thread(&mut state);
         }
     }

@@ -146,7 +146,14 @@ impl Shared {
             if let Poll::Ready(output) = future.as_mut().poll(&mut Context::from_waker(&waker)) {
                 return output;
             }
-            lock(&this.core_waiters).push(thread::current());
+            {
+                // Once per thread: this loop comes here after every wake.
+                let me = thread::current();
+                let mut waiters = lock(&this.core_waiters);
+                if !waiters.iter().any(|t| t.id() == me.id()) {
+                    waiters.push(me);
+                }
+            }
             if lock(&this.core).is_none() {
                 thread::park();
             }
