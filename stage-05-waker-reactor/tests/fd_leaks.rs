@@ -42,6 +42,11 @@ fn exercise(rt: &Runtime) {
         // And one on a stage 04 timer, whose waker the reactor holds with
         // no key to remove it by: shutdown must still let it go.
         spawn(stackless::timer::sleep(Duration::from_secs(3600)));
+        // Let them get that far (a current-thread runtime would otherwise
+        // return from `block_on` before polling them even once).
+        while rt.num_pending_timers() < 2 {
+            runtime::yield_now().await;
+        }
     });
 }
 
