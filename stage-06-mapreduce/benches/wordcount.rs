@@ -2,8 +2,8 @@
 //!
 //! - `ours`: `mapreduce run --app wc --workers 2`, the real binary: a
 //!   coordinator and two worker processes, files between the phases.
-//! - `sequential`: the reference, one thread, one process, no intermediate
-//!   files (`mapreduce::sequential::run_sequential`).
+//! - `sequential`: `mapreduce sequential --app wc`, the reference: one
+//!   process, one thread, no intermediate files.
 //! - `in_memory`: one hash map of counters, no `App`, no files: the floor.
 //!
 //! The corpus is generated once (deterministically) under the system temp
@@ -14,10 +14,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use mapreduce::WordCount;
 use mapreduce::corpus::CorpusSpec;
 use mapreduce::job::cached_corpus;
-use mapreduce::sequential::{run_sequential, word_count_in_memory};
+use mapreduce::sequential::word_count_in_memory;
 
 const CORPUS_BYTES: u64 = 64 << 20;
 
@@ -54,22 +53,31 @@ fn wordcount(c: &mut Criterion) {
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(5));
 
+    // Both jobs run as the real binary, a fresh process each time, so
+    // they pay the same start-up and page-fault costs.
+    let job = |args: &[&str], dir: PathBuf| {
+        let run = Command::new(env!("CARGO_BIN_EXE_mapreduce"))
+            .args(args)
+            .arg("--dir")
+            .arg(dir)
+            .args(&files)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run the binary");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(run.status.success(), "{}: {stderr}", run.status);
+    };
     group.bench_function("ours", |b| {
         b.iter(|| {
-            let run = Command::new(env!("CARGO_BIN_EXE_mapreduce"))
-                .args(["run", "--app", "wc", "--workers", "2", "--quiet", "--dir"])
-                .arg(out.join("ours"))
-                .args(&files)
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .output()
-                .expect("run the binary");
-            let stderr = String::from_utf8_lossy(&run.stderr);
-            assert!(run.status.success(), "{}: {stderr}", run.status);
+            job(
+                &["run", "--app", "wc", "--workers", "2", "--quiet"],
+                out.join("ours"),
+            )
         })
     });
     group.bench_function("sequential", |b| {
-        b.iter(|| run_sequential(&WordCount, &out.join("sequential"), &files).expect("sequential"))
+        b.iter(|| job(&["sequential", "--app", "wc"], out.join("sequential")))
     });
     group.bench_function("in_memory", |b| {
         b.iter(|| word_count_in_memory(&files).expect("in memory").len())
