@@ -101,12 +101,20 @@ impl AtomicFile {
         })
     }
 
-    /// Flushes and renames the file into place.
+    /// Flushes and renames the file into place. If either fails (a full
+    /// disk often shows up only here, when the buffer is flushed), the
+    /// temporary file is removed and the error returned.
     pub fn commit(mut self) -> io::Result<()> {
-        if let Some(out) = self.out.take() {
-            out.into_inner().map_err(|e| e.into_error())?;
+        let flushed = match self.out.take() {
+            Some(out) => out.into_inner().map(drop).map_err(|e| e.into_error()),
+            None => Ok(()),
+        };
+        let result = flushed.and_then(|()| fs::rename(&self.temp, &self.dest));
+        if result.is_err() {
+            // `out` is gone, so Drop will not clean up: do it here.
+            let _ = fs::remove_file(&self.temp);
         }
-        fs::rename(&self.temp, &self.dest)
+        result
     }
 }
 
@@ -385,6 +393,22 @@ mod tests {
             ["mr-out-0"],
             "no temp file and no partial output left"
         );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_commit_that_fails_leaves_no_temporary_file() {
+        let dir = temp_dir("commit-fails");
+        // A non-empty directory under the final name: rename(2) must fail.
+        fs::create_dir_all(dir.join("mr-out-0").join("occupied")).unwrap();
+        let mut f = AtomicFile::create(&dir, "mr-out-0").unwrap();
+        f.write_all(b"complete, but nowhere to go").unwrap();
+        assert!(f.commit().is_err());
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["mr-out-0"], "the temporary file was removed");
         fs::remove_dir_all(&dir).unwrap();
     }
 
