@@ -4,7 +4,8 @@
 //! own port (the coordinator listens on port 0 and prints the port it got).
 //! Children run with that directory as their working directory, like the
 //! lab's script running in `mr-tmp`, and are started through
-//! `COURSE_EMULATOR` when the tests run under qemu.
+//! `COURSE_EMULATOR` when the tests run under qemu. A coordinator or worker
+//! still running when its handle is dropped (a test failed) is killed.
 
 #![allow(dead_code)]
 
@@ -167,6 +168,28 @@ pub fn start_coordinator(dir: &TestDir, args: &[&str], files: &[String]) -> Coor
 pub struct Worker {
     pub child: Child,
     pub log: Lines,
+}
+
+/// Kills `child` if it still runs, and reaps it.
+fn stop(child: &mut Child) {
+    if let Ok(None) = child.try_wait() {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+}
+
+// A test that fails (panics) between starting a process and waiting for it
+// must not leave a coordinator listening, or workers running, behind it.
+impl Drop for Coordinator {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
 }
 
 pub fn start_worker(dir: &TestDir, app: &str, addr: SocketAddr) -> Worker {
