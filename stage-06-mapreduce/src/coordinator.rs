@@ -12,6 +12,7 @@
 //!                                         │                         └─ Wait ──► await Signal
 //!                                         │                                     or deadline, retry
 //!                                         └─► Done ──► complete(), notify ──► reply Ack
+//!                                             (only of a task handed out on this connection)
 //!                            }
 //!                            on close or bad frame: worker_lost(), notify
 //! ```
@@ -245,6 +246,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 // ANCHOR: serve_connection
 /// Answers one worker's requests until it hangs up or misbehaves.
 async fn serve_connection(mut stream: TcpStream, shared: Arc<Shared>, conn: WorkerId) {
+    // The tasks handed out on this connection: only those may it report.
+    // Without this, a confused or hostile client could report a task that
+    // another worker is still running, and the reduce phase would start
+    // before that map's files exist.
+    let mut handed: Vec<TaskId> = Vec::new();
     let trouble: Option<String> = loop {
         // A worker may compute for minutes between requests: no deadline
         // for a frame to start...
@@ -261,10 +267,19 @@ async fn serve_connection(mut stream: TcpStream, shared: Arc<Shared>, conn: Work
             Err(_) => break Some(format!("frame not finished within {FRAME_TIMEOUT:?}")),
         };
         let reply = match Message::decode(&payload) {
-            Ok(Message::GetTask { worker: _ }) => next_task(&shared, conn).await,
-            Ok(Message::Done { task, worker }) => {
+            Ok(Message::GetTask { worker: _ }) => {
+                let reply = next_task(&shared, conn).await;
+                if let Some(task) = reply.task_id() {
+                    handed.push(task);
+                }
+                reply
+            }
+            Ok(Message::Done { task, worker }) if handed.contains(&task) => {
                 record_done(&shared, task, worker);
                 Message::Ack
+            }
+            Ok(Message::Done { task, .. }) => {
+                break Some(format!("it reports {task}, which it was never given"));
             }
             Ok(other) => break Some(format!("unexpected {other:?} from a worker")),
             Err(e) => break Some(e.to_string()),

@@ -141,6 +141,21 @@ impl<'a> Fields<'a> {
 }
 
 impl Message {
+    /// The task a `Map` or `Reduce` assignment hands out.
+    pub fn task_id(&self) -> Option<TaskId> {
+        match self {
+            Message::Map(t) => Some(TaskId {
+                kind: TaskKind::Map,
+                index: t.index,
+            }),
+            Message::Reduce(t) => Some(TaskId {
+                kind: TaskKind::Reduce,
+                index: t.index,
+            }),
+            _ => None,
+        }
+    }
+
     // ANCHOR: encode
     /// The message as a whole frame: length prefix and payload.
     pub fn encode(&self) -> Vec<u8> {

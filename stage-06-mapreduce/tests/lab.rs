@@ -4,12 +4,14 @@
 mod common;
 
 use std::collections::HashSet;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
+use mapreduce::schedule::{TaskId, TaskKind};
+use mapreduce::wire::Message;
 
 /// Per-book size: big enough for thousands of distinct words, small enough
 /// for a debug build under qemu.
@@ -228,4 +230,60 @@ fn garbage_sent_to_the_coordinator_port_leaves_the_job_unharmed() {
         c.log.joined()
     );
     drop((oversized, bad_version, text, half));
+}
+
+/// Sends `message` as one frame and reads the reply; `None` if the
+/// coordinator closed the connection instead.
+fn call(stream: &mut TcpStream, message: &Message) -> Option<Message> {
+    stream.write_all(&message.encode()).unwrap();
+    let mut len = [0u8; 4];
+    if stream.read_exact(&mut len).is_err() {
+        return None;
+    }
+    let mut payload = vec![0; u32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut payload).ok()?;
+    Some(Message::decode(&payload).expect("a well-formed reply"))
+}
+
+#[test]
+fn a_report_of_a_task_another_worker_holds_closes_the_reporters_connection() {
+    let dir = TestDir::new("false-report");
+    let files = books(dir.path(), 1, 1000);
+    let c = start_coordinator(&dir, &[], &files);
+    let limit = Some(job_limit());
+
+    // An honest client takes map 0 and keeps it.
+    let mut holder = TcpStream::connect(c.addr).unwrap();
+    holder.set_read_timeout(limit).unwrap();
+    let task = call(&mut holder, &Message::GetTask { worker: 1 }).and_then(|m| m.task_id());
+    let map0 = TaskId {
+        kind: TaskKind::Map,
+        index: 0,
+    };
+    assert_eq!(task, Some(map0));
+
+    // Another client claims to have finished it: refused, by hanging up
+    // rather than with an Ack (which would end the map phase early).
+    let mut liar = TcpStream::connect(c.addr).unwrap();
+    liar.set_read_timeout(limit).unwrap();
+    let reply = call(
+        &mut liar,
+        &Message::Done {
+            task: map0,
+            worker: 2,
+        },
+    );
+    assert_eq!(reply, None, "{}", c.log.joined());
+
+    // The holder's own report is still welcome.
+    assert_eq!(
+        call(
+            &mut holder,
+            &Message::Done {
+                task: map0,
+                worker: 1
+            }
+        ),
+        Some(Message::Ack)
+    );
 }
