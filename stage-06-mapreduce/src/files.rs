@@ -46,6 +46,26 @@ pub fn output_name(reduce: u32) -> String {
     format!("mr-out-{reduce}")
 }
 
+/// Creates the job's directory `dir` if needed. The error names the
+/// directory and says what is wrong (`create_dir_all` alone reports a
+/// regular file in the way as "File exists").
+pub fn ensure_dir(dir: &Path) -> io::Result<()> {
+    let failed = |e: io::Error| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot use directory {}: {e}", dir.display()),
+        )
+    };
+    match fs::create_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(_) if dir.exists() && !dir.is_dir() => Err(failed(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            "it is not a directory",
+        ))),
+        Err(e) => Err(failed(e)),
+    }
+}
+
 /// Reads an input file. Bytes that are not UTF-8 become U+FFFD instead of
 /// an error: a word count over a stray Latin-1 file should still count.
 pub fn read_input(path: &Path) -> io::Result<String> {
@@ -409,6 +429,21 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["mr-out-0"], "the temporary file was removed");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_job_directory_that_cannot_be_used_is_an_error_naming_it() {
+        let dir = temp_dir("ensure");
+        ensure_dir(&dir.join("new/deeper")).unwrap();
+        assert!(dir.join("new/deeper").is_dir());
+        let file = dir.join("a-file");
+        fs::write(&file, b"").unwrap();
+        for bad in [file.clone(), file.join("below")] {
+            let err = ensure_dir(&bad).unwrap_err().to_string();
+            assert!(err.contains(&*bad.to_string_lossy()), "{err}");
+            assert!(err.to_lowercase().contains("not a directory"), "{err}");
+        }
         fs::remove_dir_all(&dir).unwrap();
     }
 

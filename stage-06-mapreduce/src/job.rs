@@ -186,8 +186,7 @@ fn describe(statuses: &[io::Result<ExitStatus>]) -> String {
 /// Runs the job: coordinator here, workers as child processes.
 pub fn run_job(config: &JobConfig) -> anyhow::Result<JobSummary> {
     let input_bytes = check_inputs(&config.files)?;
-    fs::create_dir_all(&config.dir)
-        .with_context(|| format!("cannot create {}", config.dir.display()))?;
+    crate::files::ensure_dir(&config.dir)?;
     clean_job_files(&config.dir)
         .with_context(|| format!("cannot clean {}", config.dir.display()))?;
     let coordinator_config = CoordinatorConfig {

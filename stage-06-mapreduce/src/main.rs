@@ -284,8 +284,7 @@ fn run(command: Command) -> Result<(), Failure> {
             connect_timeout,
         } => {
             let app = app(&name)?;
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
+            mapreduce::files::ensure_dir(&dir)?;
             let config = WorkerConfig {
                 coordinator,
                 app,

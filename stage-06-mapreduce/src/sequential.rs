@@ -34,7 +34,7 @@ pub fn run_sequential(
     dir: &Path,
     inputs: &[String],
 ) -> io::Result<SequentialOutcome> {
-    std::fs::create_dir_all(dir).map_err(|e| context(e, dir.display()))?;
+    files::ensure_dir(dir)?;
     let cx = Context { dir };
     let mut groups = Groups::new(app.combines());
     let mut bytes_in = 0;
