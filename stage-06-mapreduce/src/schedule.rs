@@ -9,10 +9,10 @@
 //!
 //! ```text
 //!              assign(worker, now)
-//!    ┌──────┐ ───────────────────► ┌──────────────────────────┐  complete()  ┌──────┐
-//!    │ Idle │                      │ InProgress{worker, until}│ ───────────► │ Done │
-//!    └──────┘ ◄─────────────────── └──────────────────────────┘              └──────┘
-//!        ▲     now ≥ until (expire), or its worker's connection closes          │
+//!    ┌──────┐ ───────────────────► ┌─────────────────────────────┐ complete() ┌──────┐
+//!    │ Idle │                      │ InProgress{worker, deadline}│ ─────────► │ Done │
+//!    └──────┘ ◄─────────────────── └─────────────────────────────┘            └──────┘
+//!        ▲   now ≥ deadline (expire), or its worker's connection closes         │
 //!        └─ a late complete() from an expired worker is accepted too;           │
 //!           once Done, further reports change nothing ◄─────────────────────────┘
 //! ```
