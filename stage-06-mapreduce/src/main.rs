@@ -52,14 +52,21 @@ fn app_by_name(name: &str) -> Result<&'static dyn App, String> {
         })
 }
 
+/// The longest `--task-timeout` or `--connect-timeout` (about 11 days):
+/// longer is as good as none, and a deadline absurdly far away would
+/// overflow `Instant`.
+const MAX_SECS: f64 = 1e6;
+
 fn parse_secs(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
         .parse()
         .map_err(|_| format!("not a number of seconds: '{s}'"))?;
-    Duration::try_from_secs_f64(secs)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| format!("seconds must be positive: '{s}'"))
+    if !(secs > 0.0 && secs <= MAX_SECS) {
+        return Err(format!(
+            "seconds must be above 0 and at most {MAX_SECS}: '{s}'"
+        ));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("'{s}': {e}"))
 }
 
 fn default_workers() -> usize {

@@ -133,10 +133,16 @@ pub struct Schedule {
 }
 
 impl Schedule {
+    /// Longer timeouts are cut to this (about a century).
+    pub const LONGEST_TIMEOUT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
     /// One map task per file, `n_reduce` reduce tasks (at least 1), and a
     /// worker must report a task within `timeout`.
     pub fn new(files: Vec<String>, n_reduce: u32, timeout: Duration) -> Schedule {
         let n_reduce = n_reduce.max(1);
+        // `now + timeout` must not overflow `Instant` (that panics); a
+        // century is as good as never.
+        let timeout = timeout.min(Schedule::LONGEST_TIMEOUT);
         Schedule {
             maps: vec![TaskState::Idle { taken_back: false }; files.len()],
             reduces: vec![TaskState::Idle { taken_back: false }; n_reduce as usize],
@@ -504,6 +510,14 @@ mod tests {
             s.next_deadline(),
             Some(t0 + Duration::from_secs(3) + TIMEOUT)
         );
+    }
+
+    #[test]
+    fn an_enormous_timeout_is_cut_to_a_century_instead_of_overflowing() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(vec!["a".into()], 1, Duration::MAX);
+        assert_eq!(index_of(&s.assign(1, t0)), 0);
+        assert_eq!(s.next_deadline(), Some(t0 + Schedule::LONGEST_TIMEOUT));
     }
 
     #[test]

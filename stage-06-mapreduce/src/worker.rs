@@ -83,7 +83,12 @@ impl fmt::Display for WorkerExit {
 
 /// Connects, retrying refused connections until `patience` runs out.
 async fn connect(addr: SocketAddr, patience: Duration) -> io::Result<TcpStream> {
-    let give_up = Instant::now() + patience;
+    // A patience too long to add to `Instant` (which would panic) is
+    // a day: far more than any coordinator takes to start.
+    let now = Instant::now();
+    let give_up = now
+        .checked_add(patience)
+        .unwrap_or(now + Duration::from_secs(24 * 3600));
     loop {
         let left = give_up
             .saturating_duration_since(Instant::now())

@@ -244,3 +244,24 @@ fn the_corpus_command_is_deterministic() {
         assert_eq!(a, std::fs::read(dir.path().join("b").join(f)).unwrap());
     }
 }
+
+#[test]
+fn a_timeout_too_long_or_not_positive_is_a_usage_error_not_a_panic() {
+    let dir = TestDir::new("timeouts");
+    std::fs::write(dir.path().join("in.txt"), "a b").unwrap();
+    for args in [
+        &["coordinator", "--task-timeout", "1e19", "in.txt"][..],
+        &["coordinator", "--task-timeout", "0", "in.txt"][..],
+        &["coordinator", "--task-timeout=-3", "in.txt"][..],
+        &["worker", "--app", "wc", "--connect-timeout", "1e19"][..],
+        &["run", "--app", "wc", "--task-timeout", "inf", "in.txt"][..],
+    ] {
+        let out = dir.mapreduce().args(args).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("seconds") && !err.contains("panicked"),
+            "{err}"
+        );
+    }
+}
