@@ -111,7 +111,8 @@ fn a_worker_exits_0_when_the_coordinator_goes_away() {
     let status = wait_for(&mut w.child, Duration::from_secs(60), "worker");
     assert!(status.success(), "{status}: {}", w.log.joined());
     assert!(
-        w.log.joined().contains("coordinator went away"),
+        w.log
+            .wait_for("coordinator went away", Duration::from_secs(30)),
         "{}",
         w.log.joined()
     );

@@ -218,14 +218,15 @@ fn garbage_sent_to_the_coordinator_port_leaves_the_job_unharmed() {
         assert!(wait_for(&mut w.child, Duration::from_secs(30), "worker").success());
     }
     assert_eq!(sorted_outputs(dir.path()), sorted(expected));
-    let closed = c
-        .log
-        .all()
-        .iter()
-        .filter(|l| l.contains("closing connection"))
-        .count();
+    let closed = |lines: &[String]| {
+        lines
+            .iter()
+            .filter(|l| l.contains("closing connection"))
+            .count()
+    };
     assert!(
-        closed >= 3,
+        c.log
+            .wait_until(Duration::from_secs(30), |lines| closed(lines) >= 3),
         "each bad connection was closed: {}",
         c.log.joined()
     );

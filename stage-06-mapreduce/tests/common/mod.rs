@@ -112,6 +112,25 @@ impl Lines {
     pub fn joined(&self) -> String {
         self.all().join("\n")
     }
+    /// Waits (up to `limit`) until some line contains `text`.
+    pub fn wait_for(&self, text: &str, limit: Duration) -> bool {
+        self.wait_until(limit, |lines| lines.iter().any(|l| l.contains(text)))
+    }
+    /// Waits (up to `limit`) until `done(lines)`: the lines arrive through a
+    /// pipe and a thread, a little after they are written (even after the
+    /// process has exited), so a test must wait for them, not just look.
+    pub fn wait_until(&self, limit: Duration, done: impl Fn(&[String]) -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if done(&self.all()) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 fn drain(child: &mut Child, lines: Lines, first: Option<mpsc::Sender<String>>) {
