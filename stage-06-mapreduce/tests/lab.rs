@@ -288,3 +288,39 @@ fn a_report_of_a_task_another_worker_holds_closes_the_reporters_connection() {
         Some(Message::Ack)
     );
 }
+
+#[test]
+fn a_half_sent_frame_is_closed_after_the_frame_timeout_and_the_job_goes_on() {
+    let dir = TestDir::new("half-frame");
+    let files = books(dir.path(), 2, 1000);
+    let c = start_coordinator(&dir, &[], &files);
+
+    // Two bytes of a four-byte length, then silence with the socket open.
+    let mut half = TcpStream::connect(c.addr).unwrap();
+    half.write_all(&[0, 0]).unwrap();
+    half.set_read_timeout(Some(job_limit())).unwrap();
+    let mut byte = [0u8; 1];
+    let started = Instant::now();
+    let n = half.read(&mut byte).unwrap_or(0);
+    assert_eq!(n, 0, "the coordinator hung up without a reply");
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "not before the frame timeout (5 s): {:?}",
+        started.elapsed()
+    );
+    assert!(
+        c.log.wait_for("frame not finished", job_limit()),
+        "{}",
+        c.log.joined()
+    );
+
+    // The coordinator still serves a well-behaved client.
+    let mut honest = TcpStream::connect(c.addr).unwrap();
+    honest.set_read_timeout(Some(job_limit())).unwrap();
+    let reply = call(&mut honest, &Message::GetTask { worker: 1 });
+    assert!(
+        matches!(reply, Some(Message::Map(_))),
+        "{reply:?}: {}",
+        c.log.joined()
+    );
+}
