@@ -2,10 +2,11 @@
 //!
 //! ```text
 //!   mapreduce sequential  --app APP [--dir DIR] FILES...
-//!   mapreduce coordinator [--listen ADDR] [--reduce R] [--task-timeout SECS] FILES...
-//!   mapreduce worker      --app APP [--coordinator ADDR] [--dir DIR]
-//!   mapreduce run         --app APP [--workers N] [--reduce R] [FILES...]
-//!   mapreduce corpus      --bytes N --out DIR
+//!   mapreduce coordinator [--listen ADDR] [--reduce R] [--task-timeout SECS] [--dir DIR] [--quiet] FILES...
+//!   mapreduce worker      --app APP [--coordinator ADDR] [--dir DIR] [--connect-timeout SECS]
+//!   mapreduce run         --app APP [--workers N] [--reduce R] [--task-timeout SECS] [--dir DIR]
+//!                         [--bytes SIZE] [--quiet] [FILES...]
+//!   mapreduce corpus      --bytes N --out DIR [--files K] [--seed S]
 //! ```
 //!
 //! Each subcommand is a thin shell over the library; this file turns its
