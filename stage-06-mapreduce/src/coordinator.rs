@@ -35,7 +35,7 @@ use runtime::time::{sleep, timeout};
 
 use crate::schedule::{Assignment, Phase, Report, Schedule, TaskId, WorkerId};
 use crate::signal::Signal;
-use crate::wire::{self, MAX_FRAME, Message};
+use crate::wire::{self, MAX_FRAME, MAX_TASKS, Message};
 
 /// Once a frame has started, the rest must arrive within this time; a reply
 /// must be accepted by the worker's socket within it too.
@@ -95,6 +95,15 @@ impl std::error::Error for InputError {}
 /// returns their total size. A typo should stop the job here, with the
 /// file's name, not fail a map task on some worker later.
 pub fn check_inputs(files: &[String]) -> Result<u64, InputError> {
+    if files.len() > MAX_TASKS as usize {
+        return Err(InputError {
+            file: files[MAX_TASKS as usize].clone(),
+            error: io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("more than {MAX_TASKS} input files"),
+            ),
+        });
+    }
     let mut total = 0;
     for file in files {
         let fail = |error| InputError {

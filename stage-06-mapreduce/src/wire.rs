@@ -19,9 +19,10 @@
 //! ```
 //!
 //! Anything unexpected (a length over [`MAX_FRAME`], an unknown version or
-//! tag, a payload too short or too long for its tag, invalid UTF-8) is a
-//! [`WireError`], and the connection it came on is closed. Nothing else is
-//! affected: the task that connection held goes back to the pool.
+//! tag, a payload too short or too long for its tag, invalid UTF-8, a task
+//! count out of range) is a [`WireError`], and the connection it came on is
+//! closed. Nothing else is affected: the task that connection held goes
+//! back to the pool.
 
 use std::fmt;
 use std::io;
@@ -38,6 +39,12 @@ pub const VERSION: u8 = 1;
 /// a file name; anything bigger is garbage, and refusing it up front means a
 /// hostile length cannot make the coordinator allocate gigabytes.
 pub const MAX_FRAME: usize = 64 * 1024;
+
+/// The most map or reduce tasks a job may have. A worker allocates per
+/// task count (one file per partition, one buffer per map task), so a
+/// count off the wire is checked before it is believed: a corrupt or
+/// hostile `n_reduce` of four billion would otherwise exhaust memory.
+pub const MAX_TASKS: u32 = 1_000_000;
 
 // ANCHOR: message
 /// One message of the protocol.
@@ -84,6 +91,9 @@ pub enum WireError {
     TrailingBytes(usize),
     /// A string field is not UTF-8.
     BadUtf8,
+    /// A task count (`n_reduce`, `n_map`) outside `1..=MAX_TASKS`
+    /// (`0..=MAX_TASKS` for `n_map`: a job may have no inputs).
+    BadTaskCount(u32),
 }
 
 impl fmt::Display for WireError {
@@ -98,6 +108,9 @@ impl fmt::Display for WireError {
             WireError::Truncated => f.write_str("message ends inside a field"),
             WireError::TrailingBytes(n) => write!(f, "{n} unexpected bytes after the message"),
             WireError::BadUtf8 => f.write_str("string field is not UTF-8"),
+            WireError::BadTaskCount(n) => {
+                write!(f, "task count {n} is outside 0..={MAX_TASKS}")
+            }
         }
     }
 }
@@ -224,16 +237,23 @@ impl Message {
             3 => {
                 let index = f.u32()?;
                 let n_reduce = f.u32()?;
+                if !(1..=MAX_TASKS).contains(&n_reduce) {
+                    return Err(WireError::BadTaskCount(n_reduce));
+                }
                 Message::Map(MapTask {
                     index,
                     n_reduce,
                     file: f.string()?,
                 })
             }
-            4 => Message::Reduce(ReduceTask {
-                index: f.u32()?,
-                n_map: f.u32()?,
-            }),
+            4 => {
+                let index = f.u32()?;
+                let n_map = f.u32()?;
+                if n_map > MAX_TASKS {
+                    return Err(WireError::BadTaskCount(n_map));
+                }
+                Message::Reduce(ReduceTask { index, n_map })
+            }
             5 => Message::Exit,
             6 => Message::Ack,
             tag => return Err(WireError::UnknownTag(tag)),
@@ -385,6 +405,17 @@ mod tests {
         assert_eq!(
             Message::decode(&[VERSION, 2, 7, 0, 0, 0, 0, 0, 0, 0, 0]),
             Err(WireError::BadTaskKind(7))
+        );
+        // Task counts a worker must not believe.
+        let n_reduce_0 = [VERSION, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(
+            Message::decode(&n_reduce_0),
+            Err(WireError::BadTaskCount(0))
+        );
+        let huge_n_map = [VERSION, 4, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff];
+        assert_eq!(
+            Message::decode(&huge_n_map),
+            Err(WireError::BadTaskCount(u32::MAX))
         );
         let bad_utf8 = [VERSION, 3, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2, 0xff, 0xfe];
         assert_eq!(Message::decode(&bad_utf8), Err(WireError::BadUtf8));
