@@ -266,3 +266,25 @@ fn a_timeout_too_long_or_not_positive_is_a_usage_error_not_a_panic() {
         );
     }
 }
+
+#[test]
+fn an_unusable_output_directory_is_one_clear_line() {
+    let dir = TestDir::new("baddir");
+    std::fs::write(dir.path().join("in.txt"), "a b").unwrap();
+    // A regular file where the directory should be.
+    std::fs::write(dir.path().join("taken"), "").unwrap();
+    for args in [
+        &["sequential", "--app", "wc", "--dir", "taken", "in.txt"][..],
+        &["run", "--app", "wc", "--dir", "taken/sub", "in.txt"][..],
+        &["worker", "--app", "wc", "--dir", "taken"][..],
+    ] {
+        let out = dir.mapreduce().args(args).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("taken") && err.to_lowercase().contains("not a directory"),
+            "{err}"
+        );
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    }
+}
