@@ -13,6 +13,8 @@
 //! directory, then renamed into place. `rename(2)` within one file system is
 //! atomic: a reader sees the old file or the whole new one, never half of it.
 //! A worker killed mid-write leaves only a `.tmp` file, which no one reads.
+//! (That is crash safety for processes. Surviving a power cut would also
+//! need `fsync` of the file before the rename and of the directory after.)
 //!
 //! An intermediate file is binary and length-prefixed, so keys and values may
 //! hold any character (a file name with a space, a value with a newline):
