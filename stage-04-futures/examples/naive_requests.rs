@@ -5,26 +5,15 @@
 //! (defaults: 100 requests, the slowest delayed 500 ms)
 
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use netpoll::delayserver::DelayServer;
 use stackless::naive;
 use stackless::workload::{self, DelayedRequests};
 
 fn main() -> io::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let count = args
-        .next()
-        .map_or(Ok(100), |a| a.parse())
-        .map_err(io::Error::other)?;
-    let max_ms = args
-        .next()
-        .map_or(Ok(500), |a| a.parse())
-        .map_err(io::Error::other)?;
-    let plan = DelayedRequests {
-        count,
-        max_delay: Duration::from_millis(max_ms),
-    };
+    let plan = DelayedRequests::from_args(std::env::args().skip(1))?;
+    let (count, max_ms) = (plan.count, plan.max_delay.as_millis());
 
     let server = DelayServer::start()?;
     println!(

@@ -52,6 +52,29 @@ pub struct DelayedRequests {
 }
 
 impl DelayedRequests {
+    /// The plan an example's command line asks for, `[N] [MAX_DELAY_MS]`,
+    /// 100 requests and 500 ms where a word is missing. Both stage 04's
+    /// `naive_requests` and stage 05's `stage04_requests` read it here, so
+    /// the two experiments always mean the same thing.
+    pub fn from_args(mut args: impl Iterator<Item = String>) -> io::Result<Self> {
+        fn number(word: Option<String>, what: &str, default: u64) -> io::Result<u64> {
+            word.map_or(Ok(default), |w| {
+                w.parse().map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("{what} must be a whole number, not {w:?}"),
+                    )
+                })
+            })
+        }
+        let count = number(args.next(), "N (the number of requests)", 100)?;
+        let max_ms = number(args.next(), "MAX_DELAY_MS", 500)?;
+        Ok(DelayedRequests {
+            count: usize::try_from(count).unwrap_or(usize::MAX),
+            max_delay: Duration::from_millis(max_ms),
+        })
+    }
+
     /// The delay request `index` asks for (an `index` past the last
     /// request gets `max_delay`).
     pub fn delay_of(&self, index: usize) -> Duration {
@@ -180,6 +203,33 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn words(line: &str) -> impl Iterator<Item = String> + '_ {
+        line.split_whitespace().map(String::from)
+    }
+
+    #[test]
+    fn a_plan_from_the_command_line_defaults_what_is_missing() {
+        let plan = DelayedRequests::from_args(words("")).unwrap();
+        assert_eq!(
+            (plan.count, plan.max_delay),
+            (100, Duration::from_millis(500))
+        );
+        let plan = DelayedRequests::from_args(words("7 250")).unwrap();
+        assert_eq!(
+            (plan.count, plan.max_delay),
+            (7, Duration::from_millis(250))
+        );
+    }
+
+    #[test]
+    fn a_bad_number_on_the_command_line_is_a_clear_error() {
+        let error = DelayedRequests::from_args(words("ten")).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+        assert!(error.to_string().contains("\"ten\""), "{error}");
+        let error = DelayedRequests::from_args(words("10 -5")).unwrap_err();
+        assert!(error.to_string().contains("MAX_DELAY_MS"), "{error}");
+    }
 
     #[test]
     fn delays_are_spread_up_to_the_maximum() {
