@@ -78,15 +78,22 @@ impl JobSummary {
     }
 }
 
-/// The command that starts this executable again: `COURSE_EMULATOR` (split
-/// on whitespace) if set, then the path of the running executable.
-pub fn self_command() -> io::Result<Vec<OsString>> {
+/// The words that start `program`: `COURSE_EMULATOR` (split on
+/// whitespace) first if it is set, since an AArch64 binary under qemu-user
+/// cannot be exec'ed directly, then `program` itself.
+pub fn emulated(program: impl Into<OsString>) -> Vec<OsString> {
     let mut command: Vec<OsString> = match std::env::var("COURSE_EMULATOR") {
         Ok(emulator) => emulator.split_whitespace().map(OsString::from).collect(),
         Err(_) => Vec::new(),
     };
-    command.push(std::env::current_exe()?.into_os_string());
-    Ok(command)
+    command.push(program.into());
+    command
+}
+
+/// The command that starts this executable again (through the emulator,
+/// if any; see [`emulated`]).
+pub fn self_command() -> io::Result<Vec<OsString>> {
+    Ok(emulated(std::env::current_exe()?))
 }
 
 /// Removes the files a previous job left in `dir` (`mr-out-*` and `mr-M-R`),

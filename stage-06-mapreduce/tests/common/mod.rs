@@ -23,16 +23,10 @@ use mapreduce::corpus::{self, CorpusSpec};
 
 /// A command that runs the binary (under the emulator, if any).
 pub fn mapreduce() -> Command {
-    let exe = env!("CARGO_BIN_EXE_mapreduce");
-    match std::env::var("COURSE_EMULATOR") {
-        Ok(emulator) if !emulator.trim().is_empty() => {
-            let mut parts = emulator.split_whitespace();
-            let mut cmd = Command::new(parts.next().unwrap_or_default());
-            cmd.args(parts).arg(exe);
-            cmd
-        }
-        _ => Command::new(exe),
-    }
+    let words = mapreduce::job::emulated(env!("CARGO_BIN_EXE_mapreduce"));
+    let mut cmd = Command::new(&words[0]);
+    cmd.args(&words[1..]);
+    cmd
 }
 
 /// A scratch directory, removed on drop unless the test panicked (so a
