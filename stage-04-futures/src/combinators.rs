@@ -60,6 +60,7 @@ impl<F: Future> Future for JoinAll<F> {
     type Output = Vec<F::Output>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Vec<F::Output>> {
+        // ANCHOR: lab_4_2_join_all
         // `JoinAll` is Unpin (its fields are a `Pin<Box<_>>` and a count).
         let this = &mut *self;
         // SAFETY: we only use the `&mut [Slot<F>]` to reach each slot in place:
@@ -90,6 +91,7 @@ impl<F: Future> Future for JoinAll<F> {
             .collect::<Option<Vec<_>>>()
             .expect("JoinAll polled after it completed");
         Poll::Ready(outputs)
+        // ANCHOR_END: lab_4_2_join_all
     }
 }
 // ANCHOR_END: join_all
@@ -126,6 +128,7 @@ impl<A: Future, B: Future> Future for Select<A, B> {
     type Output = Either<A::Output, B::Output>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // ANCHOR: lab_4_2_select
         // Pin projection by hand. SAFETY: `a` and `b` are structurally
         // pinned: they are only reached through `Pin<&mut Option<_>>`, only
         // ever dropped in place (`Pin::set(.., None)`), never moved out;
@@ -157,6 +160,7 @@ impl<A: Future, B: Future> Future for Select<A, B> {
             return Poll::Ready(Either::Right(output));
         }
         Poll::Pending
+        // ANCHOR_END: lab_4_2_select
     }
 }
 // ANCHOR_END: select

@@ -147,6 +147,7 @@ impl Future for LookupThenFetch {
     type Output = Record;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Record> {
+        // ANCHOR: lab_4_1_poll
         // Every field is Unpin (no variant borrows another field), so the
         // whole enum is Unpin and we may take a plain `&mut`.
         let this = self.get_mut();
@@ -219,6 +220,7 @@ impl Future for LookupThenFetch {
                 LookupThenFetch::Done => panic!("LookupThenFetch polled after it completed"),
             }
         }
+        // ANCHOR_END: lab_4_1_poll
     }
 }
 // ANCHOR_END: state_machine

@@ -91,6 +91,7 @@ struct Projection<'a> {
 
 impl FirstWord {
     fn project(self: Pin<&mut Self>) -> Projection<'_> {
+        // ANCHOR: lab_4_3_project
         // SAFETY: we must not move the `FirstWord` out of the `&mut` we get
         // here, and must keep the pinning promise for each field we hand out:
         // * `text` goes out as a shared slice: nobody can move or overwrite it
@@ -109,6 +110,7 @@ impl FirstWord {
             // move (see above), so it is pinned as well.
             wait: unsafe { Pin::new_unchecked(&mut this.wait) },
         }
+        // ANCHOR_END: lab_4_3_project
     }
 }
 // ANCHOR_END: projection
@@ -146,6 +148,7 @@ impl Future for FirstWord {
     type Output = String;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<String> {
+        // ANCHOR: lab_4_3_poll
         let this = self.project();
         if this.word.is_none() {
             // First poll: take the borrow. From here on `FirstWord` points
@@ -164,6 +167,7 @@ impl Future for FirstWord {
         // valid for reads of `word.len()` initialized bytes.
         let word = unsafe { word.as_ref() };
         Poll::Ready(String::from_utf8_lossy(word).into_owned())
+        // ANCHOR_END: lab_4_3_poll
     }
 }
 // ANCHOR_END: first_word_poll

@@ -1,0 +1,160 @@
+//! Changing a lab's files: stubs in, solutions back, and the safety net
+//! that puts files back if `verify` is killed half-way.
+
+use crate::registry::Lab;
+use crate::{regions, state};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// A lab's files as they are on disk, to change and write back.
+#[derive(Debug)]
+pub struct Files {
+    /// `(absolute path, text)`, each file once.
+    pub texts: Vec<(PathBuf, String)>,
+}
+
+impl Files {
+    pub fn read(lab: &Lab) -> Result<Files, String> {
+        let mut texts: Vec<(PathBuf, String)> = Vec::new();
+        for region in &lab.regions {
+            let path = lab.stage.dir.join(&region.file);
+            if texts.iter().any(|(p, _)| *p == path) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            texts.push((path, text));
+        }
+        Ok(Files { texts })
+    }
+
+    fn text_mut(&mut self, path: &Path) -> &mut String {
+        let (_, text) = self
+            .texts
+            .iter_mut()
+            .find(|(p, _)| p == path)
+            .expect("every region's file was read");
+        text
+    }
+
+    /// The current body of every region of `lab`, in the lab's order.
+    pub fn bodies(&self, lab: &Lab) -> Result<Vec<String>, String> {
+        lab.regions
+            .iter()
+            .map(|region| {
+                let path = lab.stage.dir.join(&region.file);
+                let (_, text) = self.texts.iter().find(|(p, _)| *p == path).expect("read");
+                let span = regions::find(text, &region.anchor)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                Ok(regions::body(text, span))
+            })
+            .collect()
+    }
+
+    /// Put `bodies[i]` into region `i` of `lab`. A body of `None` means the
+    /// region's stub.
+    pub fn set_bodies(&mut self, lab: &Lab, bodies: &[Option<String>]) -> Result<(), String> {
+        for (region, body) in lab.regions.iter().zip(bodies) {
+            let path = lab.stage.dir.join(&region.file);
+            let text = self.text_mut(&path);
+            let span = regions::find(text, &region.anchor)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let body = match body {
+                Some(body) => body.clone(),
+                None => regions::indented_stub(text, span, &region.stub),
+            };
+            *text = regions::replace(text, span, &body);
+        }
+        Ok(())
+    }
+
+    pub fn write(&self) -> Result<(), String> {
+        for (path, text) in &self.texts {
+            std::fs::write(path, text)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Which regions of the lab hold their stub now.
+pub fn stubbed(lab: &Lab) -> Vec<bool> {
+    let Ok(files) = Files::read(lab) else {
+        return Vec::new();
+    };
+    let Ok(bodies) = files.bodies(lab) else {
+        return Vec::new();
+    };
+    lab.regions
+        .iter()
+        .zip(bodies)
+        .map(|(region, body)| regions::holds_stub(&body, &region.stub))
+        .collect()
+}
+
+/// The backup `verify` keeps of a file it changes, with the file's
+/// modification time (so that, once put back, cargo sees the file as the
+/// one it already built).
+fn backup_dir(root: &Path) -> PathBuf {
+    state::dir(root).join("verify-backup")
+}
+
+/// Keep a copy of each file before `verify` changes it.
+pub fn back_up(root: &Path, paths: &[PathBuf]) -> Result<(), String> {
+    let dir = backup_dir(root);
+    for path in paths {
+        let name = crate::registry::relative(root, path);
+        let copy = dir.join(&name);
+        if copy.exists() {
+            continue; // keep the oldest copy: it is the original
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let modified = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        state::write(&copy, &text).map_err(|e| format!("{}: {e}", copy.display()))?;
+        set_modified(&copy, modified)?;
+    }
+    Ok(())
+}
+
+fn set_modified(path: &Path, time: SystemTime) -> Result<(), String> {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|file| file.set_modified(time))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Put back every file `verify` backed up, with its old modification time,
+/// and forget the backup. Returns the files put back.
+pub fn restore_backup(root: &Path) -> Result<Vec<String>, String> {
+    let dir = backup_dir(root);
+    let mut restored = Vec::new();
+    let mut pending = vec![dir.clone()];
+    while let Some(folder) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let copy = entry.path();
+            if copy.is_dir() {
+                pending.push(copy);
+                continue;
+            }
+            let name = crate::registry::relative(&dir, &copy);
+            let original = root.join(&name);
+            let text =
+                std::fs::read_to_string(&copy).map_err(|e| format!("{}: {e}", copy.display()))?;
+            let modified = std::fs::metadata(&copy)
+                .and_then(|m| m.modified())
+                .map_err(|e| format!("{}: {e}", copy.display()))?;
+            std::fs::write(&original, text).map_err(|e| format!("{}: {e}", original.display()))?;
+            set_modified(&original, modified)?;
+            restored.push(name);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    restored.sort();
+    Ok(restored)
+}

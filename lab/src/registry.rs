@@ -1,0 +1,255 @@
+//! The labs, as each stage lists them in its `labs.toml`.
+//!
+//! A lab blanks one or more *regions* of a stage's source (each between two
+//! mdBook anchor lines, `// ANCHOR: lab_5_2_...` and `// ANCHOR_END: ...`,
+//! which the book's listings never show) and is graded by named tests.
+
+use serde::Deserialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// One lab of one stage.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lab {
+    /// `S.N`: stage S, lab N.
+    pub id: String,
+    pub title: String,
+    /// How long a learner may need, as a rough estimate.
+    pub minutes: u32,
+    /// What the learner writes, in a sentence or two.
+    pub summary: String,
+    /// Hints in increasing strength.
+    #[serde(default)]
+    pub hints: Vec<String>,
+    /// How long the grading tests may run before the unfinished ones count
+    /// as failed (a lost wake-up hangs rather than fails).
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    #[serde(rename = "region")]
+    pub regions: Vec<Region>,
+    #[serde(rename = "grader")]
+    pub graders: Vec<Grader>,
+    /// Filled in after parsing: the stage this lab belongs to.
+    #[serde(skip)]
+    pub stage: Stage,
+}
+
+fn default_timeout_secs() -> u64 {
+    180
+}
+
+/// A stretch of source the learner writes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Region {
+    /// Relative to the stage's directory.
+    pub file: String,
+    /// The anchor's name (it starts with `lab_`).
+    pub anchor: String,
+    /// What stands in the region once the lab is started: code that
+    /// compiles and fails the grading tests, such as `todo!("...")`.
+    pub stub: String,
+}
+
+/// A set of tests, in one test target, that grade a lab.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grader {
+    /// A `--test` target of the stage, or `lib` for its unit tests.
+    pub target: String,
+    /// Exact test names (the module path too, for unit tests).
+    pub tests: Vec<String>,
+    /// Grade on another target (for example an AArch64 switch, under qemu).
+    #[serde(default)]
+    pub target_triple: Option<String>,
+}
+
+/// A stage crate that has labs.
+#[derive(Debug, Default, Clone)]
+pub struct Stage {
+    /// Its directory, absolute.
+    pub dir: PathBuf,
+    /// Its package name (the directory's name).
+    pub package: String,
+    /// Its number, from the directory name `stage-0N-...`.
+    pub number: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LabsFile {
+    lab: Vec<Lab>,
+}
+
+impl Lab {
+    /// `(stage, lab)` from the id, for ordering.
+    pub fn number(&self) -> (u32, u32) {
+        parse_id(&self.id).unwrap_or((u32::MAX, u32::MAX))
+    }
+
+    /// The files this lab blanks, relative to the workspace root, each once.
+    pub fn files(&self, root: &Path) -> Vec<String> {
+        let mut files: Vec<String> = Vec::new();
+        for region in &self.regions {
+            let file = relative(root, &self.stage.dir.join(&region.file));
+            if !files.contains(&file) {
+                files.push(file);
+            }
+        }
+        files
+    }
+
+    /// Every grading test name, for counting.
+    pub fn test_count(&self) -> usize {
+        self.graders.iter().map(|grader| grader.tests.len()).sum()
+    }
+}
+
+impl fmt::Display for Lab {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "lab {}: {}", self.id, self.title)
+    }
+}
+
+/// `"5.2"` to `(5, 2)`.
+pub fn parse_id(id: &str) -> Option<(u32, u32)> {
+    let (stage, lab) = id.split_once('.')?;
+    Some((stage.parse().ok()?, lab.parse().ok()?))
+}
+
+/// `path` relative to `root`, as text, for messages.
+pub fn relative(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Every lab of every stage under `root`, ordered by id; an error names the
+/// file and what is wrong with it.
+pub fn load(root: &Path) -> Result<Vec<Lab>, String> {
+    let mut labs = Vec::new();
+    for stage in stages(root)? {
+        let path = stage.dir.join("labs.toml");
+        if !path.exists() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let file: LabsFile =
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", relative(root, &path)))?;
+        for mut lab in file.lab {
+            check(&lab, &stage).map_err(|e| format!("{}: {e}", relative(root, &path)))?;
+            lab.stage = stage.clone();
+            labs.push(lab);
+        }
+    }
+    labs.sort_by_key(Lab::number);
+    for pair in labs.windows(2) {
+        if pair[0].id == pair[1].id {
+            return Err(format!("two labs have the id {}", pair[0].id));
+        }
+    }
+    Ok(labs)
+}
+
+/// The `stage-NN-*` directories of the workspace, in order.
+fn stages(root: &Path) -> Result<Vec<Stage>, String> {
+    let entries =
+        std::fs::read_dir(root).map_err(|e| format!("cannot list {}: {e}", root.display()))?;
+    let mut stages = Vec::new();
+    for entry in entries.flatten() {
+        let package = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = package.strip_prefix("stage-") else {
+            continue;
+        };
+        let Some(number) = rest.get(..2).and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        stages.push(Stage {
+            dir: entry.path(),
+            package,
+            number,
+        });
+    }
+    stages.sort_by_key(|stage| stage.number);
+    Ok(stages)
+}
+
+fn check(lab: &Lab, stage: &Stage) -> Result<(), String> {
+    let Some((stage_number, _)) = parse_id(&lab.id) else {
+        return Err(format!("lab id {:?} is not of the form S.N", lab.id));
+    };
+    if stage_number != stage.number {
+        return Err(format!(
+            "lab {} is listed under stage {}",
+            lab.id, stage.number
+        ));
+    }
+    if lab.regions.is_empty() || lab.graders.is_empty() {
+        return Err(format!("lab {} needs a region and a grader", lab.id));
+    }
+    let prefix = format!("lab_{}_", lab.id.replace('.', "_"));
+    for region in &lab.regions {
+        if !region.anchor.starts_with(&prefix) {
+            return Err(format!(
+                "lab {}: anchor {:?} must start with {prefix:?}",
+                lab.id, region.anchor
+            ));
+        }
+    }
+    for grader in &lab.graders {
+        if grader.tests.is_empty() {
+            return Err(format!("lab {}: a grader without tests", lab.id));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_order_by_number_not_by_text() {
+        assert_eq!(parse_id("5.10"), Some((5, 10)));
+        assert!(parse_id("5.10") > parse_id("5.9"));
+        assert_eq!(parse_id("5"), None);
+        assert_eq!(parse_id("x.1"), None);
+    }
+
+    #[test]
+    fn a_registry_file_reads_into_labs() {
+        let text = r#"
+            [[lab]]
+            id = "4.1"
+            title = "A state machine"
+            minutes = 60
+            summary = "Write poll."
+            hints = ["one", "two"]
+
+            [[lab.region]]
+            file = "src/coroutine.rs"
+            anchor = "lab_4_1_poll"
+            stub = 'todo!("lab 4.1")'
+
+            [[lab.grader]]
+            target = "lib"
+            tests = ["coroutine::tests::a"]
+        "#;
+        let file: LabsFile = toml::from_str(text).unwrap();
+        let stage = Stage {
+            number: 4,
+            ..Stage::default()
+        };
+        check(&file.lab[0], &stage).unwrap();
+        assert_eq!(file.lab[0].timeout_secs, default_timeout_secs());
+        assert_eq!(file.lab[0].test_count(), 1);
+        let wrong_stage = Stage {
+            number: 5,
+            ..Stage::default()
+        };
+        assert!(check(&file.lab[0], &wrong_stage).is_err());
+    }
+}

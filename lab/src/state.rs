@@ -1,0 +1,115 @@
+//! What the tool remembers between runs, in `.lab/` at the workspace root
+//! (git ignores it):
+//!
+//! ```text
+//! .lab/progress          one line a lab: "5.2 passed" or "5.2 failing 3"
+//! .lab/solutions/5.2/    the solution regions `start` took out, by anchor
+//! .lab/attempts/         a learner's regions that `solution --restore` replaced
+//! .lab/verify-backup/    files `verify` has changed, until it puts them back
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// The `.lab` directory.
+pub fn dir(root: &Path) -> PathBuf {
+    root.join(".lab")
+}
+
+/// How a lab fared in its last check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Passed,
+    /// Failing, after this many checks that failed (it picks the hint).
+    Failing(u32),
+}
+
+/// The last outcome of every lab checked so far.
+pub fn progress(root: &Path) -> BTreeMap<String, Outcome> {
+    let text = std::fs::read_to_string(dir(root).join("progress")).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let id = words.next()?.to_string();
+            let outcome = match (words.next()?, words.next()) {
+                ("passed", _) => Outcome::Passed,
+                ("failing", Some(n)) => Outcome::Failing(n.parse().ok()?),
+                _ => return None,
+            };
+            Some((id, outcome))
+        })
+        .collect()
+}
+
+/// Record the outcome of a check; returns how many checks of this lab have
+/// failed in a row (0 when it passed).
+pub fn record(root: &Path, id: &str, passed: bool) -> std::io::Result<u32> {
+    let mut all = progress(root);
+    let failures = match (passed, all.get(id)) {
+        (true, _) => 0,
+        (false, Some(Outcome::Failing(n))) => n + 1,
+        (false, _) => 1,
+    };
+    let outcome = if passed {
+        Outcome::Passed
+    } else {
+        Outcome::Failing(failures)
+    };
+    all.insert(id.to_string(), outcome);
+    let mut text = String::new();
+    for (id, outcome) in &all {
+        match outcome {
+            Outcome::Passed => text.push_str(&format!("{id} passed\n")),
+            Outcome::Failing(n) => text.push_str(&format!("{id} failing {n}\n")),
+        }
+    }
+    std::fs::create_dir_all(dir(root))?;
+    std::fs::write(dir(root).join("progress"), text)?;
+    Ok(failures)
+}
+
+/// Where `start` keeps the solution of one region.
+pub fn saved_solution(root: &Path, id: &str, anchor: &str) -> PathBuf {
+    dir(root).join("solutions").join(id).join(anchor)
+}
+
+/// Keep a learner's region text that is about to be replaced; returns where.
+pub fn save_attempt(root: &Path, id: &str, anchor: &str, text: &str) -> std::io::Result<PathBuf> {
+    let stamp = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let path = dir(root)
+        .join("attempts")
+        .join(format!("{id}-{anchor}-{stamp}.rs"));
+    write(&path, text)?;
+    Ok(path)
+}
+
+/// Write a file, making its directory first.
+pub fn write(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(path, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_count_up_until_a_pass_resets_them() {
+        let root = std::env::temp_dir().join(format!("lab-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        assert_eq!(record(&root, "5.2", false).unwrap(), 1);
+        assert_eq!(record(&root, "5.2", false).unwrap(), 2);
+        assert_eq!(record(&root, "4.1", true).unwrap(), 0);
+        assert_eq!(progress(&root).get("5.2"), Some(&Outcome::Failing(2)));
+        assert_eq!(record(&root, "5.2", true).unwrap(), 0);
+        assert_eq!(progress(&root).get("5.2"), Some(&Outcome::Passed));
+        assert_eq!(progress(&root).get("4.1"), Some(&Outcome::Passed));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}
