@@ -29,6 +29,8 @@ pub struct Verdict {
     pub passed: bool,
     /// Why it failed, in the test's own words where it gave any.
     pub message: String,
+    /// Whether libtest reported it (or it never finished).
+    pub reported: bool,
 }
 
 /// How to run the tests.
@@ -177,6 +179,8 @@ impl Reader {
                 (" ... ignored", false),
             ] {
                 if let Some(name) = rest.strip_suffix(suffix) {
+                    // `#[should_panic]` tests are listed as "NAME - should panic".
+                    let name = name.strip_suffix(" - should panic").unwrap_or(name);
                     let message = if suffix == " ... ignored" {
                         "the test is marked #[ignore]".to_string()
                     } else {
@@ -186,6 +190,7 @@ impl Reader {
                         test: name.to_string(),
                         passed,
                         message,
+                        reported: true,
                     };
                     self.verdicts.insert(name.to_string(), verdict.clone());
                     return Some(verdict);
@@ -296,6 +301,7 @@ fn finish(lab: &Lab, mut reader: Reader, timed_out: bool) -> Vec<Verdict> {
                 test: test.clone(),
                 passed: false,
                 message,
+                reported: false,
             }
         });
         verdicts.push(verdict);
@@ -333,6 +339,13 @@ mod tests {
         assert!(!c.passed);
         assert!(c.message.contains("rbx lost: 0x1 != 0x2"), "{c:?}");
         assert!(!c.message.contains("RUST_BACKTRACE"));
+    }
+
+    #[test]
+    fn a_should_panic_test_is_known_by_its_plain_name() {
+        let mut reader = Reader::default();
+        read_all(&mut reader, "test m::t - should panic ... ok\n");
+        assert!(reader.verdicts["m::t"].passed);
     }
 
     #[test]
