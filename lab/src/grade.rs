@@ -76,6 +76,8 @@ fn command(
 ) -> Command {
     let mut command = cargo();
     command.current_dir(root);
+    // Short failure messages: a backtrace buries the test's own words.
+    command.env("RUST_BACKTRACE", "0");
     if let Some(dir) = &options.target_dir {
         command.env("CARGO_TARGET_DIR", dir);
     }

@@ -65,6 +65,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Die quietly when the reader of our output goes away (`cargo lab list | head`).
+    // SAFETY: setting a signal's disposition to the default touches no memory
+    // of ours; it runs before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let root = workspace_root();
     match run(&root, cli.command) {
@@ -269,7 +275,7 @@ fn check(root: &Path, labs: &[Lab], lab: &Lab) -> Result<ExitCode, String> {
     let failed = verdicts.len() - passed;
     for verdict in verdicts.iter().filter(|v| !v.passed) {
         println!("\n--- {} ---", verdict.test);
-        for line in verdict.message.trim_end().lines() {
+        for line in verdict.message.trim().lines() {
             println!("    {line}");
         }
     }
