@@ -367,19 +367,17 @@ fn reference(root: &Path, lab: &Lab) -> Result<Vec<String>, String> {
             solutions.push(text);
             continue;
         }
+        if !regions::holds_stub(&body, &region.stub) {
+            solutions.push(body);
+            continue;
+        }
         let file = registry::relative(root, &lab.stage.dir.join(&region.file));
-        let from_history = std::iter::once(body)
-            .chain(git::versions(root, &file, 200))
+        let from_history = git::versions(root, &file, 200)
+            .into_iter()
             .find_map(|text| {
-                if text.contains(&format!("ANCHOR: {}", region.anchor)) {
-                    let span = regions::find(&text, &region.anchor).ok()?;
-                    let body = regions::body(&text, span);
-                    (!regions::holds_stub(&body, &region.stub)).then_some(body)
-                } else {
-                    // `body` is a region already; a version is a whole file.
-                    (!regions::holds_stub(&text, &region.stub) && !text.contains("ANCHOR_END"))
-                        .then_some(text)
-                }
+                let span = regions::find(&text, &region.anchor).ok()?;
+                let body = regions::body(&text, span);
+                (!regions::holds_stub(&body, &region.stub)).then_some(body)
             });
         match from_history {
             Some(text) => solutions.push(text),
