@@ -490,11 +490,10 @@ fn verify(root: &Path, labs: &[&Lab]) -> Result<ExitCode, String> {
                         .find(|v| !v.passed && v.reported)
                         .or_else(|| verdicts.iter().find(|v| !v.passed))
                         .expect("one failed");
-                    Ok(format!(
-                        "{} fails: {}",
-                        failed.test,
-                        first_line(&failed.message)
-                    ))
+                    match first_line(&failed.message) {
+                        "" => Ok(format!("{} fails", failed.test)),
+                        why => Ok(format!("{} fails: {why}", failed.test)),
+                    }
                 }
                 _ => Err(
                     "every grading test passes with the stubs in place: the grader cannot fail"
