@@ -50,8 +50,9 @@ use crate::{Events, Interest, Poll, Token, Trigger, Waker};
 /// The longest delay a request may ask for.
 pub const MAX_DELAY: Duration = Duration::from_secs(600);
 
-/// The largest request head (request line and headers) accepted.
-const MAX_HEAD: usize = 8 * 1024;
+/// The largest request head accepted: the request line, the headers and the
+/// blank line that ends them, 8 KiB in all.
+pub const MAX_HEAD: usize = 8 * 1024;
 
 /// How many not-yet-accepted connections the kernel queues for us. std's
 /// `bind` asks for 128; a burst of a thousand concurrent connects (as later
@@ -413,11 +414,15 @@ impl Conn {
         };
         let mut chunk = [0u8; 1024];
         let head_len = loop {
-            if let Some((head, _)) = find_head_end(buf) {
-                break head;
-            }
-            if buf.len() > MAX_HEAD {
-                return self.answer_now(bad_request("request head too large"), timers);
+            // The head is everything up to and including the blank line; it
+            // may be at most MAX_HEAD bytes, however the bytes arrived.
+            match find_head_end(buf) {
+                Some((_, head_end)) if head_end > MAX_HEAD => break None,
+                Some((head, _)) => break Some(head),
+                // No blank line within the first MAX_HEAD bytes: whatever
+                // follows, the head is too large.
+                None if buf.len() >= MAX_HEAD => break None,
+                None => {}
             }
             match self.stream.read(&mut chunk) {
                 Ok(0) => return Next::Close, // the client left before asking
@@ -426,6 +431,9 @@ impl Conn {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return Next::Close, // reset by the peer, ...
             }
+        };
+        let Some(head_len) = head_len else {
+            return self.answer_now(bad_request("request head too large"), timers);
         };
         let request = parse_request(&buf[..head_len]);
         match request {

@@ -142,3 +142,33 @@ fn dropping_the_server_stops_it_promptly_even_with_requests_pending() {
     let _ = pending.read_to_end(&mut rest);
     assert!(rest.is_empty());
 }
+
+/// A request whose head (up to and including the blank line) is exactly
+/// `len` bytes long, padded with one header.
+fn head_of_len(len: usize) -> Vec<u8> {
+    let start = b"GET /0/fits HTTP/1.1\r\nX-Pad: ";
+    let end = b"\r\n\r\n";
+    let pad = len - start.len() - end.len();
+    let mut request = start.to_vec();
+    request.resize(start.len() + pad, b'a');
+    request.extend_from_slice(end);
+    assert_eq!(request.len(), len);
+    request
+}
+
+#[test]
+fn a_request_head_is_limited_to_max_head_bytes_blank_line_included() {
+    let server = DelayServer::start().expect("start");
+    let status = |len: usize| {
+        let raw = send_raw(&server, &head_of_len(len));
+        parse_response(&raw).expect("a response").status
+    };
+    assert_eq!(
+        status(delayserver::MAX_HEAD),
+        200,
+        "a head of exactly MAX_HEAD bytes is served"
+    );
+    for len in [delayserver::MAX_HEAD + 1, 9_020] {
+        assert_eq!(status(len), 400, "a head of {len} bytes must be refused");
+    }
+}
