@@ -108,6 +108,12 @@ impl fmt::Debug for TcpListener {
 /// A green TCP stream: `Read` and `Write` park the green thread until the
 /// socket is ready. Shared as `&TcpStream`, one green thread can read while
 /// another writes.
+///
+/// A stream belongs to the runtime that created it. Used anywhere else (after
+/// `block_on` returned, or under another runtime), an operation that can
+/// complete at once still does, and one that would block returns an
+/// `io::Error` saying why: there it could only park on a netpoller that no
+/// scheduler waits in.
 pub struct TcpStream {
     inner: std::net::TcpStream,
     netpoller: Rc<Shared>,

@@ -196,12 +196,34 @@ impl Shared {
         }
     }
 
+    /// The green thread that is about to park on this netpoller, or an error
+    /// if no wait phase would ever wake it: outside a green thread there is
+    /// nothing to park, and under another runtime this netpoller's epoll
+    /// instance is not the one the scheduler waits in.
+    fn parking_thread(&self) -> io::Result<GreenId> {
+        let Some(me) = green::try_current() else {
+            return Err(io::Error::other(
+                "a green socket would block outside a green thread: use it inside \
+                 block_on of the netpoll::netpoller runtime that created it",
+            ));
+        };
+        let ours =
+            green::with_driver(|np: &mut NetPoller| std::ptr::eq(Rc::as_ptr(&np.shared), self));
+        if ours != Some(true) {
+            return Err(io::Error::other(
+                "a green socket would block under a runtime that did not create it \
+                 (only its own runtime waits in its netpoller)",
+            ));
+        }
+        Ok(me)
+    }
+
     // ANCHOR: wait_until_ready
     /// Parks the current green thread until `fd` may be ready for `interest`
     /// (called after the system call said `WouldBlock`). May return
     /// spuriously: callers retry the call in a loop.
     pub(crate) fn wait_until_ready(&self, fd: RawFd, interest: Interest) -> io::Result<()> {
-        let me = green::current();
+        let me = self.parking_thread()?;
         let slot = usize::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
         {
             let mut waiters = self.waiters.borrow_mut();
