@@ -40,6 +40,7 @@ fn block_on_fd<T>(
     interest: Interest,
     mut op: impl FnMut() -> io::Result<T>,
 ) -> io::Result<T> {
+    // ANCHOR: lab_3_2_retry
     loop {
         match op() {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -49,6 +50,7 @@ fn block_on_fd<T>(
             result => return result,
         }
     }
+    // ANCHOR_END: lab_3_2_retry
 }
 // ANCHOR_END: blocking_loop
 

@@ -223,6 +223,7 @@ impl Shared {
     /// (called after the system call said `WouldBlock`). May return
     /// spuriously: callers retry the call in a loop.
     pub(crate) fn wait_until_ready(&self, fd: RawFd, interest: Interest) -> io::Result<()> {
+        // ANCHOR: lab_3_2_park
         let me = self.parking_thread()?;
         let slot = usize::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
         {
@@ -250,6 +251,7 @@ impl Shared {
         };
         green::park();
         Ok(())
+        // ANCHOR_END: lab_3_2_park
     }
     // ANCHOR_END: wait_until_ready
 }
