@@ -220,9 +220,14 @@ impl Shared {
 
     // ANCHOR: wait_until_ready
     /// Parks the current green thread until `fd` may be ready for `interest`
-    /// (called after the system call said `WouldBlock`). May return
-    /// spuriously: callers retry the call in a loop.
-    pub(crate) fn wait_until_ready(&self, fd: RawFd, interest: Interest) -> io::Result<()> {
+    /// (called after the system call said `WouldBlock`), or `timeout` has
+    /// passed. May return spuriously: callers retry the call in a loop.
+    pub(crate) fn wait_until_ready(
+        &self,
+        fd: RawFd,
+        interest: Interest,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
         // ANCHOR: lab_3_2_park
         let me = self.parking_thread()?;
         let slot = usize::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
@@ -249,7 +254,10 @@ impl Shared {
             me,
             interest,
         };
-        green::park();
+        match timeout {
+            Some(timeout) => green::park_timeout(timeout),
+            None => green::park(),
+        }
         Ok(())
         // ANCHOR_END: lab_3_2_park
     }

@@ -245,3 +245,98 @@ fn lab_3_2_a_read_that_would_block_outside_its_runtime_is_an_error() {
         "outside block_on nothing can park: the read must fail, got {result:?}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Lab 3.4: a read timeout (`TcpStream::read_with_timeout`).
+
+#[test]
+fn lab_3_4_a_read_with_a_timeout_gives_up_no_earlier_than_its_deadline() {
+    let timeout = Duration::from_millis(100);
+    let (result, waited, ticks) = within(
+        "a read with a timeout must give up once the timeout has passed",
+        move || {
+            runtime()
+                .block_on(move || {
+                    let listener = TcpListener::bind("127.0.0.1:0")?;
+                    let client = TcpStream::connect(listener.local_addr()?)?;
+                    let (_silent_peer, _) = listener.accept()?;
+                    // Another green thread keeps running while the read waits.
+                    let ticks = std::rc::Rc::new(std::cell::Cell::new(0u32));
+                    let t = ticks.clone();
+                    let ticker = green::spawn(move || {
+                        while t.get() < 5 {
+                            green::sleep(Duration::from_millis(5));
+                            t.set(t.get() + 1);
+                        }
+                    });
+                    client.set_read_timeout(Some(timeout))?;
+                    let start = Instant::now();
+                    let mut buf = [0u8; 8];
+                    let result = (&client).read(&mut buf).map_err(|e| e.kind());
+                    let waited = start.elapsed();
+                    ticker.join().expect("ticker");
+                    Ok::<_, io::Error>((result, waited, ticks.get()))
+                })
+                .expect("runtime")
+                .expect("socket set-up")
+        },
+    );
+    assert_eq!(
+        result,
+        Err(io::ErrorKind::TimedOut),
+        "the peer never writes: the read must fail with TimedOut"
+    );
+    assert!(
+        waited >= timeout,
+        "gave up after {waited:?}, before the {timeout:?} timeout"
+    );
+    assert_eq!(
+        ticks, 5,
+        "the other green thread must keep running while the read waits"
+    );
+}
+
+#[test]
+fn lab_3_4_data_that_arrives_before_the_deadline_is_read() {
+    let got = within("a read with a timeout must be woken by data", || {
+        runtime()
+            .block_on(|| {
+                let listener = TcpListener::bind("127.0.0.1:0")?;
+                let client = TcpStream::connect(listener.local_addr()?)?;
+                let (server, _) = listener.accept()?;
+                let writer = green::spawn(move || {
+                    green::sleep(Duration::from_millis(20));
+                    (&server).write_all(b"in time")
+                });
+                client.set_read_timeout(Some(DEADLINE / 2))?;
+                let mut buf = [0u8; 16];
+                let n = (&client).read(&mut buf)?;
+                writer.join().expect("writer")?;
+                Ok::<_, io::Error>(buf[..n].to_vec())
+            })
+            .expect("runtime")
+    });
+    match got {
+        Ok(bytes) => assert_eq!(bytes, b"in time"),
+        Err(e) => panic!("the read failed although data came in time: {e}"),
+    }
+}
+
+#[test]
+fn lab_3_4_a_zero_read_timeout_is_refused_and_none_means_for_ever() {
+    runtime()
+        .block_on(|| {
+            let listener = TcpListener::bind("127.0.0.1:0")?;
+            let client = TcpStream::connect(listener.local_addr()?)?;
+            let error = client
+                .set_read_timeout(Some(Duration::ZERO))
+                .expect_err("zero is refused");
+            assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+            assert_eq!(client.read_timeout(), None);
+            client.set_read_timeout(Some(Duration::from_secs(1)))?;
+            assert_eq!(client.read_timeout(), Some(Duration::from_secs(1)));
+            Ok::<_, io::Error>(())
+        })
+        .expect("runtime")
+        .expect("socket set-up");
+}
