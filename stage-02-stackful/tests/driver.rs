@@ -3,7 +3,7 @@
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use green::{Driver, Error, GreenId, Runtime, current, park, spawn, with_driver, yield_now};
 
