@@ -274,8 +274,9 @@ fn lab_3_4_a_read_with_a_timeout_gives_up_no_earlier_than_its_deadline() {
                     let mut buf = [0u8; 8];
                     let result = (&client).read(&mut buf).map_err(|e| e.kind());
                     let waited = start.elapsed();
+                    let ticks_meanwhile = ticks.get();
                     ticker.join().expect("ticker");
-                    Ok::<_, io::Error>((result, waited, ticks.get()))
+                    Ok::<_, io::Error>((result, waited, ticks_meanwhile))
                 })
                 .expect("runtime")
                 .expect("socket set-up")
@@ -290,8 +291,10 @@ fn lab_3_4_a_read_with_a_timeout_gives_up_no_earlier_than_its_deadline() {
         waited >= timeout,
         "gave up after {waited:?}, before the {timeout:?} timeout"
     );
-    assert_eq!(
-        ticks, 5,
+    // Its first 5 ms sleep ends long before the read's deadline (timers
+    // fire in deadline order), so it has ticked at least once by then.
+    assert!(
+        ticks >= 1,
         "the other green thread must keep running while the read waits"
     );
 }
