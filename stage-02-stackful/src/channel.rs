@@ -135,6 +135,7 @@ impl<T> Receiver<T> {
     /// empty. `Err(RecvError)` once the queue is empty and every sender is
     /// gone. Panics if it must wait outside a green thread.
     pub fn recv(&self) -> Result<T, RecvError> {
+        // ANCHOR: lab_2_3_recv
         let mut me = None;
         let result = loop {
             match self.try_recv() {
@@ -158,6 +159,7 @@ impl<T> Receiver<T> {
             self.shared.waiting.borrow_mut().retain(|&w| w != id);
         }
         result
+        // ANCHOR_END: lab_2_3_recv
     }
     // ANCHOR_END: recv
 

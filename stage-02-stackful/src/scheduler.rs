@@ -362,6 +362,7 @@ impl Scheduler {
     /// `park`: sleep until unparked (or return at once if a token is waiting).
     #[inline]
     pub(crate) fn park(&self) {
+        // ANCHOR: lab_2_2_park
         let id = self.running_or_panic("park");
         if let Some(thread) = self.threads.borrow_mut().get_mut(id.slot())
             && std::mem::take(&mut thread.unpark_token)
@@ -369,11 +370,13 @@ impl Scheduler {
             return;
         }
         self.switch_out(Switch::Park, "park");
+        // ANCHOR_END: lab_2_2_park
     }
 
     /// `unpark`: make `id` runnable, or leave it a token if it is not parked.
     /// Returns `false` if `id` names no live thread of this runtime.
     pub(crate) fn unpark(&self, id: GreenId) -> bool {
+        // ANCHOR: lab_2_2_unpark
         let mut threads = self.threads.borrow_mut();
         let Some(thread) = threads
             .get_mut(id.slot())
@@ -390,6 +393,7 @@ impl Scheduler {
             State::Runnable | State::Running => thread.unpark_token = true,
         }
         true
+        // ANCHOR_END: lab_2_2_unpark
     }
     // ANCHOR_END: park
 
@@ -536,6 +540,7 @@ impl Scheduler {
     /// The scheduler loop: runs green threads until `done()` (checked after
     /// every switch), sleeping in the driver when nothing is runnable.
     pub(crate) fn run_until(&self, done: impl Fn() -> bool) -> Result<(), Error> {
+        // ANCHOR: lab_2_1_run_loop
         let mut switches: u32 = 0;
         loop {
             self.fire_timers();
@@ -564,6 +569,7 @@ impl Scheduler {
             let timeout = next_deadline.map(|d| d.saturating_duration_since(Instant::now()));
             self.poll_driver(timeout)?;
         }
+        // ANCHOR_END: lab_2_1_run_loop
     }
 
     /// Lets the driver block for up to `timeout`; wake phase: every id it

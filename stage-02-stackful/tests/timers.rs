@@ -50,8 +50,11 @@ fn other_threads_run_while_one_sleeps() {
                 }
             });
             // Had `sleep` blocked the OS thread, `busy` (queued before the
-            // sleep began) could not have had a single turn by now.
-            sleep(Duration::from_millis(5));
+            // sleep began) could not have had a single turn by now. (Long
+            // enough that a preempted test thread does not find the deadline
+            // already past before it ever parks, which it did at 5 ms under
+            // qemu on a loaded machine.)
+            sleep(Duration::from_millis(200));
             let turns_during_sleep = turns.get();
             main_awake.set(true);
             busy.join().unwrap();

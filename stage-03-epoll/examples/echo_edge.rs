@@ -109,6 +109,7 @@ pub fn serve(listener: TcpListener) -> io::Result<()> {
 // ANCHOR: edge_drive
 /// Echo until the socket says `WouldBlock`. `Err` closes the connection.
 fn drive(conn: &mut Conn) -> io::Result<()> {
+    // ANCHOR: lab_3_3_drive
     let mut buf = [0u8; 4096];
     loop {
         // Flush first: never read more than we could send back.
@@ -130,5 +131,6 @@ fn drive(conn: &mut Conn) -> io::Result<()> {
             Err(e) => return Err(e),
         }
     }
+    // ANCHOR_END: lab_3_3_drive
 }
 // ANCHOR_END: edge_drive

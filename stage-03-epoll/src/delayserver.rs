@@ -31,8 +31,21 @@
 //! ```
 //!
 //! Requests it cannot serve (not `GET`, not `/{ms}/{message}`, a delay over
-//! [`MAX_DELAY`], a request head over 8 KiB, bytes that are not HTTP) get a
-//! `400 Bad Request` at once. Nothing a client sends can panic the server.
+//! [`MAX_DELAY`], a request head over [`MAX_HEAD`] bytes, bytes that are not
+//! HTTP) get a `400 Bad Request` at once. Nothing a client sends can panic the
+//! server, and no client can hold a descriptor for ever: a connection whose
+//! request head is not complete within the idle timeout, or that does not
+//! take its response within it, is closed (see [`Options`]).
+//!
+//! # Out of descriptors
+//!
+//! When the process runs out of file descriptors (`accept` fails with
+//! `EMFILE`, or `ENFILE` system-wide), the waiting connection stays in the
+//! kernel's queue and the listener stays readable. Asking again at once would
+//! spin a core for nothing, so the server does what Go's `net/http` does: it
+//! stops watching the listener and retries after a pause that doubles from
+//! 5 ms up to 1 s, and resets once an `accept` succeeds. The clients wait in
+//! the queue meanwhile and are served as soon as descriptors are free.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -50,14 +63,65 @@ use crate::{Events, Interest, Poll, Token, Trigger, Waker};
 /// The longest delay a request may ask for.
 pub const MAX_DELAY: Duration = Duration::from_secs(600);
 
-/// The largest request head (request line and headers) accepted.
-const MAX_HEAD: usize = 8 * 1024;
+/// The largest request head accepted: the request line, the headers and the
+/// blank line that ends them, 8 KiB in all.
+pub const MAX_HEAD: usize = 8 * 1024;
+
+/// The first pause after `accept` ran out of descriptors or memory.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
+/// The longest pause: a server at its limit still retries once a second.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// How many not-yet-accepted connections the kernel queues for us. std's
 /// `bind` asks for 128; a burst of a thousand concurrent connects (as later
 /// stages' examples fire) would overflow that, and the kernel would drop
 /// SYNs that the clients then resend only after a second.
 const BACKLOG: libc::c_int = 1024;
+
+/// How a [`DelayServer`] treats slow clients.
+///
+/// ```
+/// use std::time::Duration;
+/// use netpoll::delayserver::Options;
+/// let options = Options::new().idle_timeout(Duration::from_secs(2));
+/// assert_eq!(options.get_idle_timeout(), Duration::from_secs(2));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    idle_timeout: Duration,
+}
+
+impl Options {
+    /// The default idle timeout.
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// The defaults: an idle timeout of [`Options::DEFAULT_IDLE_TIMEOUT`].
+    pub fn new() -> Options {
+        Options {
+            idle_timeout: Options::DEFAULT_IDLE_TIMEOUT,
+        }
+    }
+
+    /// How long a client may take to send its whole request head (from the
+    /// moment it is accepted), and again to take its whole response (from
+    /// the moment it is due). A connection that takes longer is closed. The
+    /// requested delay itself is never cut short.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Options {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// The idle timeout set.
+    pub fn get_idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options::new()
+    }
+}
 
 /// A running delay server; stops (and joins its thread) when dropped.
 pub struct DelayServer {
@@ -75,6 +139,11 @@ impl DelayServer {
 
     /// Starts a server on `addr`, on a background OS thread.
     pub fn bind(addr: SocketAddr) -> io::Result<DelayServer> {
+        DelayServer::bind_with(addr, Options::new())
+    }
+
+    /// Starts a server on `addr` with `options`.
+    pub fn bind_with(addr: SocketAddr, options: Options) -> io::Result<DelayServer> {
         let listener = TcpListener::bind(addr)?;
         // Calling listen() again on a listening socket just updates its backlog.
         // SAFETY: listen on a socket fd we own; failure is reported as -1.
@@ -87,8 +156,8 @@ impl DelayServer {
             listener.as_raw_fd(),
             LISTENER,
             Interest::READABLE,
-            // Level-triggered: if an accept fails (out of fds), we hear
-            // about the waiting connections again on the next wait.
+            // Level-triggered: a connection left waiting (out of fds) is
+            // reported again on the next wait after accepting resumes.
             Trigger::Level,
         )?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -102,6 +171,9 @@ impl DelayServer {
             timers: BinaryHeap::new(),
             next_serial: 0,
             stop: Arc::clone(&stop),
+            idle_timeout: options.idle_timeout,
+            accept_backoff: Duration::ZERO,
+            accept_resumes: None,
         };
         let thread = thread::Builder::new()
             .name("delayserver".into())
@@ -226,11 +298,34 @@ struct Server {
     conns: Vec<Option<Conn>>,
     /// Free slots of `conns`, reused before the table grows.
     free: Vec<usize>,
-    /// Min-heap of (deadline, slot, serial): responses due, lingers ending.
-    timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    /// Min-heap of timers: responses due, timeouts, lingers ending.
+    timers: Timers,
     /// Tells a timer's connection from a later one that reused its slot.
     next_serial: u64,
     stop: Arc<AtomicBool>,
+    idle_timeout: Duration,
+    /// The pause after the last failed `accept` (zero while accepting works).
+    accept_backoff: Duration,
+    /// While accepting is paused: when to watch the listener again.
+    accept_resumes: Option<Instant>,
+}
+
+/// A timer: (deadline, connection slot, connection serial, what is due).
+type Timer = (Instant, usize, u64, Due);
+type Timers = BinaryHeap<Reverse<Timer>>;
+
+/// What a timer means for its connection. A timer whose connection has left
+/// the state it was set for (or is gone) is ignored when it fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Due {
+    /// `Waiting`: the delay is over, send the response.
+    Respond,
+    /// `Reading`: the head did not arrive within the idle timeout.
+    HeadTimeout,
+    /// `Writing`: the client did not take the response within the idle timeout.
+    WriteTimeout,
+    /// `Closing`: the client did not close within [`LINGER`].
+    LingerEnd,
 }
 
 struct Conn {
@@ -238,6 +333,7 @@ struct Conn {
     slot: usize,
     serial: u64,
     state: State,
+    idle_timeout: Duration,
 }
 
 enum State {
@@ -279,9 +375,12 @@ impl Server {
         while !self.stop.load(Ordering::Acquire) {
             // The earliest deadline bounds the wait: an idle server sleeps in
             // the kernel until a connection or a timer needs it.
-            let timeout = self.timers.peek().map(|Reverse((deadline, _, _))| {
-                deadline.saturating_duration_since(Instant::now())
-            });
+            let next_timer = self.timers.peek().map(|Reverse((deadline, ..))| *deadline);
+            let timeout = [next_timer, self.accept_resumes]
+                .into_iter()
+                .flatten()
+                .min()
+                .map(|deadline| deadline.saturating_duration_since(Instant::now()));
             self.poll.poll(&mut events, timeout)?;
 
             for event in &events {
@@ -292,27 +391,64 @@ impl Server {
                 }
             }
             self.fire_due_timers();
+            self.resume_accepting_if_due();
         }
         Ok(())
     }
     // ANCHOR_END: server_loop
 
+    // ANCHOR: accept_all
     fn accept_all(&mut self) {
         loop {
             match self.listener.accept() {
                 Ok((stream, _)) => {
+                    self.accept_backoff = Duration::ZERO;
                     if let Err(_e) = self.add_conn(stream) {
                         // Could not set it up (out of memory for epoll
                         // entries, ...): the stream is dropped, i.e. closed.
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // ECONNABORTED, EMFILE, ...: try again on the next wait.
-                Err(_) => return,
+                // Interrupted, or a connection that died in the queue
+                // (ECONNABORTED, EPROTO): go on with the next one.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNABORTED | libc::EPROTO)) => {}
+                // EMFILE, ENFILE, ENOBUFS, ENOMEM (or anything unexpected):
+                // the connection stays queued and the level-triggered
+                // listener would report it again at once, for ever. Pause.
+                Err(_) => return self.pause_accepting(),
             }
         }
     }
+
+    /// Stops watching the listener for a while (doubling each time).
+    fn pause_accepting(&mut self) {
+        self.accept_backoff =
+            (self.accept_backoff * 2).clamp(ACCEPT_BACKOFF_MIN, ACCEPT_BACKOFF_MAX);
+        self.accept_resumes = Some(Instant::now() + self.accept_backoff);
+        // An error means it is not registered: it is not watched either way.
+        let _ = self.poll.registry().deregister(self.listener.as_raw_fd());
+    }
+
+    /// Once the pause is over: watch the listener again and accept at once.
+    fn resume_accepting_if_due(&mut self) {
+        match self.accept_resumes {
+            Some(when) if when <= Instant::now() => {}
+            _ => return,
+        }
+        self.accept_resumes = None;
+        let registered = self.poll.registry().register(
+            self.listener.as_raw_fd(),
+            LISTENER,
+            Interest::READABLE,
+            Trigger::Level,
+        );
+        match registered {
+            Ok(()) => self.accept_all(),
+            Err(_) => self.pause_accepting(), // out of memory too: later
+        }
+    }
+    // ANCHOR_END: accept_all
 
     fn add_conn(&mut self, stream: TcpStream) -> io::Result<()> {
         stream.set_nonblocking(true)?;
@@ -342,7 +478,15 @@ impl Server {
             slot,
             serial: self.next_serial,
             state: State::Reading(Vec::new()),
+            idle_timeout: self.idle_timeout,
         });
+        // The whole head must arrive within the idle timeout (one too long
+        // for `Instant` means none).
+        if let Some(deadline) = Instant::now().checked_add(self.idle_timeout) {
+            let serial = self.next_serial;
+            let timer = (deadline, slot, serial, Due::HeadTimeout);
+            self.timers.push(Reverse(timer));
+        }
         Ok(())
     }
 
@@ -366,7 +510,7 @@ impl Server {
 
     fn fire_due_timers(&mut self) {
         let now = Instant::now();
-        while let Some(&Reverse((deadline, slot, serial))) = self.timers.peek() {
+        while let Some(&Reverse((deadline, slot, serial, due))) = self.timers.peek() {
             if deadline > now {
                 break;
             }
@@ -377,13 +521,17 @@ impl Server {
             if conn.serial != serial {
                 continue; // the slot belongs to a newer connection
             }
-            let next = match &mut conn.state {
-                State::Waiting(response) => {
-                    conn.state = State::Writing(std::mem::take(response), 0);
-                    conn.write_response(&mut self.timers)
+            let next = match (due, &mut conn.state) {
+                (Due::Respond, State::Waiting(response)) => {
+                    let response = std::mem::take(response);
+                    conn.answer_now(response, &mut self.timers)
                 }
-                State::Closing => Next::Close, // the client did not close in time
-                _ => Next::Keep,
+                // Too slow to ask, too slow to take the answer, or too slow
+                // to close: the descriptor is worth more than the client.
+                (Due::HeadTimeout, State::Reading(_))
+                | (Due::WriteTimeout, State::Writing(..))
+                | (Due::LingerEnd, State::Closing) => Next::Close,
+                _ => Next::Keep, // set for a state the connection has left
             };
             if let Next::Close = next {
                 self.close(slot);
@@ -401,8 +549,6 @@ impl Server {
     }
 }
 
-type Timers = BinaryHeap<Reverse<(Instant, usize, u64)>>;
-
 impl Conn {
     // ANCHOR: read_request
     /// Reads until `WouldBlock` (edge-triggered: this edge is not reported
@@ -413,11 +559,15 @@ impl Conn {
         };
         let mut chunk = [0u8; 1024];
         let head_len = loop {
-            if let Some((head, _)) = find_head_end(buf) {
-                break head;
-            }
-            if buf.len() > MAX_HEAD {
-                return self.answer_now(bad_request("request head too large"), timers);
+            // The head is everything up to and including the blank line; it
+            // may be at most MAX_HEAD bytes, however the bytes arrived.
+            match find_head_end(buf) {
+                Some((_, head_end)) if head_end > MAX_HEAD => break None,
+                Some((head, _)) => break Some(head),
+                // No blank line within the first MAX_HEAD bytes: whatever
+                // follows, the head is too large.
+                None if buf.len() >= MAX_HEAD => break None,
+                None => {}
             }
             match self.stream.read(&mut chunk) {
                 Ok(0) => return Next::Close, // the client left before asking
@@ -427,12 +577,15 @@ impl Conn {
                 Err(_) => return Next::Close, // reset by the peer, ...
             }
         };
+        let Some(head_len) = head_len else {
+            return self.answer_now(bad_request("request head too large"), timers);
+        };
         let request = parse_request(&buf[..head_len]);
         match request {
             Ok((delay, message)) => match Instant::now().checked_add(delay) {
                 Some(deadline) => {
                     self.state = State::Waiting(http_response("200 OK", &message));
-                    timers.push(Reverse((deadline, self.slot, self.serial)));
+                    timers.push(Reverse((deadline, self.slot, self.serial, Due::Respond)));
                     Next::Keep
                 }
                 None => self.answer_now(bad_request("delay out of range"), timers),
@@ -442,8 +595,18 @@ impl Conn {
     }
     // ANCHOR_END: read_request
 
+    /// Starts sending `response`, which must be taken within the idle timeout.
     fn answer_now(&mut self, response: Vec<u8>, timers: &mut Timers) -> Next {
         self.state = State::Writing(response, 0);
+        // (An idle timeout too long for `Instant` means none.)
+        if let Some(deadline) = Instant::now().checked_add(self.idle_timeout) {
+            timers.push(Reverse((
+                deadline,
+                self.slot,
+                self.serial,
+                Due::WriteTimeout,
+            )));
+        }
         self.write_response(timers)
     }
 
@@ -484,7 +647,8 @@ impl Conn {
             return Next::Close;
         }
         self.state = State::Closing;
-        timers.push(Reverse((Instant::now() + LINGER, self.slot, self.serial)));
+        let deadline = Instant::now() + LINGER;
+        timers.push(Reverse((deadline, self.slot, self.serial, Due::LingerEnd)));
         // The client may have closed already; its EOF edge may be past.
         match self.drain_input_unless_reading() {
             Drained::Open => Next::Keep,

@@ -17,12 +17,14 @@
 //! thread waits for its client, the scheduler runs the others, and when all
 //! of them wait it sleeps in `epoll_wait`.
 
+use std::cell::Cell;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::mem;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use crate::Interest;
 use crate::netpoller::Shared;
@@ -40,15 +42,17 @@ fn block_on_fd<T>(
     interest: Interest,
     mut op: impl FnMut() -> io::Result<T>,
 ) -> io::Result<T> {
+    // ANCHOR: lab_3_2_retry
     loop {
         match op() {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                netpoller.wait_until_ready(fd, interest)?;
+                netpoller.wait_until_ready(fd, interest, None)?;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             result => return result,
         }
     }
+    // ANCHOR_END: lab_3_2_retry
 }
 // ANCHOR_END: blocking_loop
 
@@ -108,16 +112,28 @@ impl fmt::Debug for TcpListener {
 /// A green TCP stream: `Read` and `Write` park the green thread until the
 /// socket is ready. Shared as `&TcpStream`, one green thread can read while
 /// another writes.
+///
+/// A stream belongs to the runtime that created it. Used anywhere else (after
+/// `block_on` returned, or under another runtime), an operation that can
+/// complete at once still does, and one that would block returns an
+/// `io::Error` saying why: there it could only park on a netpoller that no
+/// scheduler waits in.
 pub struct TcpStream {
     inner: std::net::TcpStream,
     netpoller: Rc<Shared>,
+    /// How long a read may wait for data (`None`: for ever).
+    read_timeout: Cell<Option<Duration>>,
 }
 
 impl TcpStream {
     fn from_std(inner: std::net::TcpStream, netpoller: Rc<Shared>) -> io::Result<TcpStream> {
         inner.set_nonblocking(true)?;
         netpoller.register(inner.as_raw_fd())?;
-        Ok(TcpStream { inner, netpoller })
+        Ok(TcpStream {
+            inner,
+            netpoller,
+            read_timeout: Cell::new(None),
+        })
     }
 
     // ANCHOR: connect
@@ -133,7 +149,11 @@ impl TcpStream {
         let inner = std::net::TcpStream::from(nonblocking_socket(&addr)?);
         let fd = inner.as_raw_fd();
         netpoller.register(fd)?;
-        let stream = TcpStream { inner, netpoller };
+        let stream = TcpStream {
+            inner,
+            netpoller,
+            read_timeout: Cell::new(None),
+        };
         let (raw, len) = sockaddr_of(&addr);
         // SAFETY: `raw` holds a valid sockaddr of `len` bytes for this family.
         let rc = unsafe { libc::connect(fd, (&raw as *const libc::sockaddr_storage).cast(), len) };
@@ -177,6 +197,54 @@ impl TcpStream {
         self.inner.shutdown(how)
     }
 
+    /// Limits how long each read waits for data: after `timeout` without any,
+    /// the read fails with [`io::ErrorKind::TimedOut`]. `None` (the default)
+    /// waits for ever; `Some(Duration::ZERO)` is refused, as std refuses it.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        if timeout == Some(Duration::ZERO) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a zero read timeout is not allowed (use None to wait for ever)",
+            ));
+        }
+        self.read_timeout.set(timeout);
+        Ok(())
+    }
+
+    /// The read timeout set by [`set_read_timeout`](Self::set_read_timeout).
+    pub fn read_timeout(&self) -> Option<Duration> {
+        self.read_timeout.get()
+    }
+
+    // ANCHOR: read_timeout
+    /// A read that parks at most `timeout` in all, then gives up.
+    fn read_with_timeout(&self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
+        // ANCHOR: lab_3_4_read_timeout
+        // A deadline too far for `Instant` is no deadline.
+        let deadline = Instant::now().checked_add(timeout);
+        let fd = self.inner.as_raw_fd();
+        loop {
+            match (&self.inner).read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let left = match deadline {
+                        Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+                        None => Duration::MAX,
+                    };
+                    if left.is_zero() {
+                        return Err(io::Error::new(io::ErrorKind::TimedOut, "read timed out"));
+                    }
+                    // Woken by data, by the timer, or spuriously: try again.
+                    self.netpoller
+                        .wait_until_ready(fd, Interest::READABLE, Some(left))?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                result => return result,
+            }
+        }
+        // ANCHOR_END: lab_3_4_read_timeout
+    }
+    // ANCHOR_END: read_timeout
+
     /// Sets `TCP_NODELAY` (send small writes at once, no Nagle delay).
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         self.inner.set_nodelay(nodelay)
@@ -185,6 +253,9 @@ impl TcpStream {
 
 impl Read for &TcpStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(timeout) = self.read_timeout.get() {
+            return self.read_with_timeout(buf, timeout);
+        }
         let fd = self.inner.as_raw_fd();
         block_on_fd(&self.netpoller, fd, Interest::READABLE, || {
             (&self.inner).read(buf)

@@ -196,12 +196,40 @@ impl Shared {
         }
     }
 
+    /// The green thread that is about to park on this netpoller, or an error
+    /// if no wait phase would ever wake it: outside a green thread there is
+    /// nothing to park, and under another runtime this netpoller's epoll
+    /// instance is not the one the scheduler waits in.
+    fn parking_thread(&self) -> io::Result<GreenId> {
+        let Some(me) = green::try_current() else {
+            return Err(io::Error::other(
+                "a green socket would block outside a green thread: use it inside \
+                 block_on of the netpoll::netpoller runtime that created it",
+            ));
+        };
+        let ours =
+            green::with_driver(|np: &mut NetPoller| std::ptr::eq(Rc::as_ptr(&np.shared), self));
+        if ours != Some(true) {
+            return Err(io::Error::other(
+                "a green socket would block under a runtime that did not create it \
+                 (only its own runtime waits in its netpoller)",
+            ));
+        }
+        Ok(me)
+    }
+
     // ANCHOR: wait_until_ready
     /// Parks the current green thread until `fd` may be ready for `interest`
-    /// (called after the system call said `WouldBlock`). May return
-    /// spuriously: callers retry the call in a loop.
-    pub(crate) fn wait_until_ready(&self, fd: RawFd, interest: Interest) -> io::Result<()> {
-        let me = green::current();
+    /// (called after the system call said `WouldBlock`), or `timeout` has
+    /// passed. May return spuriously: callers retry the call in a loop.
+    pub(crate) fn wait_until_ready(
+        &self,
+        fd: RawFd,
+        interest: Interest,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        // ANCHOR: lab_3_2_park
+        let me = self.parking_thread()?;
         let slot = usize::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
         {
             let mut waiters = self.waiters.borrow_mut();
@@ -226,8 +254,12 @@ impl Shared {
             me,
             interest,
         };
-        green::park();
+        match timeout {
+            Some(timeout) => green::park_timeout(timeout),
+            None => green::park(),
+        }
         Ok(())
+        // ANCHOR_END: lab_3_2_park
     }
     // ANCHOR_END: wait_until_ready
 }

@@ -1,12 +1,12 @@
 //! The delay server as later stages use it: started in-process, many
 //! requests in flight at once, bad input answered with 400, stopped on drop.
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use netpoll::delayserver::{self, DelayServer, parse_response};
+use netpoll::delayserver::{self, DelayServer, Options, parse_response};
 
 /// Fewer under qemu-user, which is 5-20x slower.
 const CONCURRENT: usize = if cfg!(target_arch = "aarch64") {
@@ -141,4 +141,71 @@ fn dropping_the_server_stops_it_promptly_even_with_requests_pending() {
     let mut rest = Vec::new();
     let _ = pending.read_to_end(&mut rest);
     assert!(rest.is_empty());
+}
+
+/// A request whose head (up to and including the blank line) is exactly
+/// `len` bytes long, padded with one header.
+fn head_of_len(len: usize) -> Vec<u8> {
+    let start = b"GET /0/fits HTTP/1.1\r\nX-Pad: ";
+    let end = b"\r\n\r\n";
+    let pad = len - start.len() - end.len();
+    let mut request = start.to_vec();
+    request.resize(start.len() + pad, b'a');
+    request.extend_from_slice(end);
+    assert_eq!(request.len(), len);
+    request
+}
+
+#[test]
+fn a_request_head_is_limited_to_max_head_bytes_blank_line_included() {
+    let server = DelayServer::start().expect("start");
+    let status = |len: usize| {
+        let raw = send_raw(&server, &head_of_len(len));
+        parse_response(&raw).expect("a response").status
+    };
+    assert_eq!(
+        status(delayserver::MAX_HEAD),
+        200,
+        "a head of exactly MAX_HEAD bytes is served"
+    );
+    for len in [delayserver::MAX_HEAD + 1, 9_020] {
+        assert_eq!(status(len), 400, "a head of {len} bytes must be refused");
+    }
+}
+
+#[test]
+fn a_client_that_never_completes_its_request_is_closed_after_the_idle_timeout() {
+    let options = Options::new().idle_timeout(Duration::from_millis(200));
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let server = DelayServer::bind_with(loopback, options).expect("start");
+    let silent = TcpStream::connect(server.addr()).expect("connect");
+    let mut half_a_head = TcpStream::connect(server.addr()).expect("connect");
+    half_a_head
+        .write_all(b"GET /1/x HTTP/1.1\r\nHost:")
+        .expect("write");
+    for (who, mut stream) in [("a silent client", silent), ("half a head", half_a_head)] {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("read timeout");
+        let mut rest = Vec::new();
+        match stream.read_to_end(&mut rest) {
+            Ok(_) => assert!(rest.is_empty(), "{who} got an answer: {rest:?}"),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                panic!("{who} still held a connection 30 s after the 200 ms idle timeout")
+            }
+            Err(e) => assert_eq!(e.kind(), io::ErrorKind::ConnectionReset, "{who}: {e}"),
+        }
+    }
+    // The timeout is for the client, not for the delay it asked for.
+    let reply =
+        delayserver::fetch(server.addr(), &delayserver::path(500, "patient")).expect("fetch");
+    assert_eq!(
+        (reply.status, reply.body.as_slice()),
+        (200, &b"patient"[..])
+    );
 }

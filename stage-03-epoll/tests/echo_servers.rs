@@ -38,10 +38,18 @@ fn round_trips(addr: SocketAddr, id: usize) {
     let mut stream = connect(addr);
     for round in 0..ROUNDS {
         let message = format!("client {id} round {round}\n");
-        stream.write_all(message.as_bytes()).expect("write");
+        stream
+            .write_all(message.as_bytes())
+            .unwrap_or_else(|e| panic!("client {id}, round {round}: write failed: {e}"));
         let mut back = vec![0u8; message.len()];
-        stream.read_exact(&mut back).expect("read");
-        assert_eq!(back, message.as_bytes());
+        if let Err(e) = stream.read_exact(&mut back) {
+            panic!(
+                "client {id}, round {round}: no full echo of {} bytes within {PATIENCE:?} \
+                 ({e}): did the server stop before WouldBlock, or close the connection?",
+                message.len()
+            );
+        }
+        assert_eq!(back, message.as_bytes(), "client {id}, round {round}");
     }
 }
 
@@ -54,7 +62,12 @@ fn big_message(addr: SocketAddr) {
     // deadlock against a server that stops reading while it cannot write.
     let writing = thread::spawn(move || writer.write_all(&sent).expect("write"));
     let mut back = vec![0u8; BIG];
-    (&stream).read_exact(&mut back).expect("read");
+    if let Err(e) = (&stream).read_exact(&mut back) {
+        panic!(
+            "the 4 MiB message did not come back within {PATIENCE:?} ({e}): a server \
+             that stops reading or writing before WouldBlock strands data"
+        );
+    }
     writing.join().expect("writer");
     assert!(back == expected, "the echo differs from what was sent");
 }

@@ -277,3 +277,59 @@ fn green_sockets_outside_a_netpoller_runtime_are_errors_not_panics() {
         .expect("runtime");
     assert!(result.is_err(), "a runtime without a NetPoller");
 }
+
+/// A connected pair of green sockets made in `rt` (client, server side),
+/// with nothing sent yet: a read on either would block.
+fn idle_pair(rt: &mut green::Runtime) -> (TcpStream, TcpStream) {
+    rt.block_on(|| {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let client = TcpStream::connect(listener.local_addr()?)?;
+        let (server, _) = listener.accept()?;
+        Ok::<_, io::Error>((client, server))
+    })
+    .expect("runtime")
+    .expect("a connected pair")
+}
+
+#[test]
+fn a_green_read_that_would_block_outside_a_runtime_is_an_error_not_a_panic() {
+    let mut rt = runtime();
+    let (client, _server) = idle_pair(&mut rt);
+    let mut buf = [0u8; 16];
+    let error = (&client)
+        .read(&mut buf)
+        .expect_err("nothing to read and no runtime to park in");
+    assert!(
+        error.to_string().contains("outside a green thread"),
+        "unexpected error: {error}"
+    );
+    // Back inside its own runtime the same stream works again.
+    let n = rt
+        .block_on(move || {
+            (&_server).write_all(b"hi")?;
+            (&client).read(&mut buf)
+        })
+        .expect("runtime")
+        .expect("read in its own runtime");
+    assert_eq!(n, 2);
+}
+
+#[test]
+fn a_green_socket_used_under_another_runtime_is_refused_instead_of_parking_forever() {
+    let (client, server) = idle_pair(&mut runtime());
+    let mut other = runtime();
+    let result = other
+        .block_on(move || {
+            let _keep_open = server;
+            let mut buf = [0u8; 16];
+            (&client).read(&mut buf)
+        })
+        .expect("the other runtime must not deadlock");
+    let error = result.expect_err("the stream's netpoller is not this runtime's");
+    assert!(
+        error
+            .to_string()
+            .contains("a runtime that did not create it"),
+        "unexpected error: {error}"
+    );
+}

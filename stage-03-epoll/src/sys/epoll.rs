@@ -65,12 +65,14 @@ impl Epoll {
     }
 
     fn ctl(&self, op: libc::c_int, fd: RawFd, events: u32, data: u64) -> io::Result<()> {
+        // ANCHOR: lab_3_1_ctl
         let mut event = libc::epoll_event { events, u64: data };
         // SAFETY: `self.fd` is a live epoll fd; `event` is a valid, writable
         // epoll_event for the duration of the call. A bad `fd` is reported by
         // the kernel as EBADF/EPERM, not undefined behaviour.
         cvt(unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut event) })?;
         Ok(())
+        // ANCHOR_END: lab_3_1_ctl
     }
 
     // ANCHOR: wait
@@ -87,6 +89,7 @@ impl Epoll {
         events: &mut [libc::epoll_event],
         timeout: Option<Duration>,
     ) -> io::Result<usize> {
+        // ANCHOR: lab_3_1_wait
         let deadline = timeout.map(|t| Instant::now().checked_add(t));
         let max_events = events.len().min(libc::c_int::MAX as usize) as libc::c_int;
         let mut timeout_ms = timeout_to_ms(timeout);
@@ -116,6 +119,7 @@ impl Epoll {
                 Err(e) => return Err(e),
             }
         }
+        // ANCHOR_END: lab_3_1_wait
     }
     // ANCHOR_END: wait
 }
