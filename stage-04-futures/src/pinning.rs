@@ -81,8 +81,10 @@ pub struct FirstWord {
 // ANCHOR: projection
 /// `Pin<&mut FirstWord>`, split into its fields.
 ///
-/// `text` is *structurally pinned* (it is what `word` points into, so it may
-/// be read but never moved or written), the other fields are not.
+/// `wait` is *structurally pinned* (`Pin<&mut FirstWord>` gives
+/// `Pin<&mut ReadyAfter<()>>`); `word` is not (a plain `&mut`); `text`, which
+/// `word` points into, is handed out only shared, so it can be read but never
+/// moved or written through the projection.
 struct Projection<'a> {
     text: &'a [u8],
     word: &'a mut Option<NonNull<[u8]>>,
