@@ -37,6 +37,7 @@
 //! | `blocking` (private) | the `spawn_blocking` thread pool |
 //! | `context` (private) | the thread-local current runtime |
 //! | `coop` (private) | the budget of socket operations per poll of a task |
+//! | `unwind` (private) | containing panics from destructors and wakers the runtime calls |
 //! | [`time`] | `sleep`, `sleep_until`, `timeout`, `interval` |
 //! | [`net`] | `TcpListener`, `TcpStream` (`futures::io::AsyncRead`/`AsyncWrite`) |
 //! | [`Runtime`], [`Builder`] | owning all of the above; shutdown on drop |
@@ -55,6 +56,7 @@ mod scheduler;
 mod slab;
 mod stage04;
 mod task;
+mod unwind;
 
 pub mod net;
 pub mod time;

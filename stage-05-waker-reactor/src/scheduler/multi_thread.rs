@@ -33,7 +33,7 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::Duration;
@@ -48,6 +48,19 @@ use crate::task::{JoinHandle, Notified, OwnedTasks, Schedule};
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // No user code runs under these locks.
     mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The driver, if no other worker holds it. The driver's wake phase runs
+/// wakers (user code) under this lock; they are contained (see `unwind`),
+/// but should a panic ever get through, a poisoned lock must still read as
+/// free: `Err` from `try_lock` would otherwise mean "someone else drives"
+/// for ever, and no worker would ever wait in epoll again.
+fn try_lock_driver(driver: &Mutex<Option<Driver>>) -> Option<MutexGuard<'_, Option<Driver>>> {
+    match driver.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
 }
 
 #[derive(Debug)]
@@ -365,18 +378,25 @@ impl Shared {
             ctx.tick.set(tick);
             if tick.is_multiple_of(EVENT_INTERVAL) {
                 // Maintenance: collect ready I/O even while busy.
-                if let Ok(mut driver) = self.driver.try_lock()
-                    && let Some(driver) = driver.as_mut()
-                {
-                    driver.park(Some(Duration::ZERO), || true);
-                    // We got the driver, so no worker waits in it. A sleeper
-                    // that tried to take it while we held it sleeps on its
-                    // condvar instead, and I/O and timers would wait for our
-                    // next look (long, if our next task blocks): wake it, so
-                    // it finds no work and parks in the driver.
-                    if self.num_sleepers.load(SeqCst) > 0 {
-                        self.notify_one();
-                    }
+                let looked = match try_lock_driver(&self.driver) {
+                    Some(mut guard) => match guard.as_mut() {
+                        Some(driver) => {
+                            driver.park(Some(Duration::ZERO), || true);
+                            true
+                        }
+                        None => false,
+                    },
+                    None => false,
+                };
+                // We had the driver (now released), so no worker waits in
+                // it. A sleeper that tried to take it while we held it
+                // sleeps on its condvar instead, and I/O and timers would
+                // wait for our next look (long, if our next task blocks):
+                // wake it, so it finds no work and parks in the driver. Only
+                // after the guard is dropped: woken while we still held it,
+                // the sleeper would find it taken and sleep again.
+                if looked && self.num_sleepers.load(SeqCst) > 0 {
+                    self.notify_one();
                 }
             }
             if let Some(task) = self.next_task(&ctx) {
@@ -400,6 +420,10 @@ impl Shared {
             sleepers.push(index);
             self.num_sleepers.fetch_add(1, SeqCst);
         }
+        // Registered as a sleeper: undo that however we leave, also by
+        // unwinding, or notifiers would keep "waking" a worker that is gone
+        // (and count it as searching, so they stop waking the others).
+        let registered = SleeperGuard { shared: self, ctx };
         // A searcher that parks stops searching (after registering, so a
         // notifier that sees no searcher also sees this sleeper).
         if ctx.searching.replace(false) {
@@ -409,12 +433,11 @@ impl Shared {
         // queue lock we take now, so we see it; one pushed after will see
         // us in `sleepers` and wake us.
         if self.has_work() || self.shutdown.load(SeqCst) {
-            self.unregister_sleeper(ctx);
-            return;
+            return; // `registered` unregisters us
         }
         let parker = &self.workers[index].parker;
-        let drove = match self.driver.try_lock() {
-            Ok(mut driver) => match driver.as_mut() {
+        let drove = match try_lock_driver(&self.driver) {
+            Some(mut driver) => match driver.as_mut() {
                 // Wait phase: block in epoll until I/O, a timer or an unpark.
                 Some(driver) => {
                     parker.park_in_driver(driver);
@@ -426,12 +449,12 @@ impl Shared {
                 }
             },
             // Another worker is in the wait phase already.
-            Err(_) => {
+            None => {
                 parker.park_on_condvar();
                 false
             }
         };
-        self.unregister_sleeper(ctx);
+        drop(registered);
         // Leaving the driver with work to do: wake a sleeper, which takes
         // the driver over (or a share of the work), so that I/O and timers
         // keep being served while this worker runs tasks.
@@ -450,6 +473,18 @@ impl Shared {
             // A notifier took us out of the list and counted us as searching.
             ctx.searching.set(true);
         }
+    }
+}
+
+/// Takes a parking worker out of the sleepers' list when dropped.
+struct SleeperGuard<'a> {
+    shared: &'a Shared,
+    ctx: &'a WorkerCtx,
+}
+
+impl Drop for SleeperGuard<'_> {
+    fn drop(&mut self) {
+        self.shared.unregister_sleeper(self.ctx);
     }
 }
 

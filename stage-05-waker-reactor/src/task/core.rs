@@ -257,8 +257,21 @@ where
     // SAFETY: RUNNING is set: the stage is ours.
     let output = match unsafe { set_stage(cell, Stage::Consumed) } {
         Ok(()) => output,
-        // Dropping the finished future panicked: report that panic.
-        Err(payload) => Err(JoinError::panic(payload)),
+        Err(payload) => match output {
+            // The poll panicked, then dropping the future panicked too: the
+            // first panic is what the task did; the second is dropped here.
+            Err(first) => {
+                crate::unwind::drop_payload(payload);
+                Err(first)
+            }
+            // The future returned `Ready`, then its destructor panicked:
+            // report that panic, and drop the value nobody will see here,
+            // where its own destructor's panic cannot escape either.
+            Ok(value) => {
+                crate::unwind::contain(move || drop(value));
+                Err(JoinError::panic(payload))
+            }
+        },
     };
     // SAFETY: as above.
     unsafe { complete::<F, S>(ptr, output, 1) };
@@ -338,13 +351,18 @@ where
         // Nobody will read the output: drop it here. The handle gave up its
         // claim before COMPLETE, so the stage is still ours.
         // SAFETY: see above.
-        let _ = unsafe { set_stage(cell, Stage::Consumed) };
+        if let Err(payload) = unsafe { set_stage(cell, Stage::Consumed) } {
+            crate::unwind::drop_payload(payload);
+        }
     } else if prev.has_join_waker() {
         // SAFETY: JOIN_WAKER was set, so the handle wrote the waker before
         // and will not write it again (COMPLETE makes its CAS fail); it may
         // only read it, as we do.
         if let Some(waker) = unsafe { &*cell.join_waker.get() } {
-            waker.wake_by_ref();
+            // The join waker is user code (a handle may be polled with any
+            // waker). Its panic must not skip the rest of this function:
+            // the references below would leak, and the worker would die.
+            crate::unwind::contain(|| waker.wake_by_ref());
         }
         if !cell
             .header
@@ -356,7 +374,7 @@ where
             // us: empty it, or its waker would keep its task alive.
             // SAFETY: the handle is gone and JOIN_WAKER made the slot ours.
             let waker = unsafe { (*cell.join_waker.get()).take() };
-            drop(waker);
+            crate::unwind::contain(move || drop(waker));
         }
     }
     // SAFETY: we own `refs` references (ours plus the list's).
@@ -436,7 +454,9 @@ where
     // the handle's.
     let cell = unsafe { cell::<F, S>(ptr) };
     // SAFETY: as above.
-    let _ = unsafe { set_stage(cell, Stage::Consumed) };
+    if let Err(payload) = unsafe { set_stage(cell, Stage::Consumed) } {
+        crate::unwind::drop_payload(payload);
+    }
 }
 
 unsafe fn drop_join_waker<F, S>(ptr: NonNull<Header>)
@@ -451,7 +471,7 @@ where
     // `transition_to_join_handle_dropped` gave it the slot: the runner will
     // not read it (JOIN_WAKER clear) or is done with it.
     let waker = unsafe { (*cell.join_waker.get()).take() };
-    drop(waker);
+    crate::unwind::contain(move || drop(waker));
 }
 
 unsafe fn shutdown<F, S>(ptr: NonNull<Header>)
@@ -481,5 +501,5 @@ where
     let cell = unsafe { Box::from_raw(ptr.cast::<Cell<F, S>>().as_ptr()) };
     // A destructor (of a future never polled to the end, or of an output
     // nobody read) may panic; that must not unwind into a waker's `drop`.
-    let _ = catch_unwind(AssertUnwindSafe(move || drop(cell)));
+    crate::unwind::contain(move || drop(cell));
 }
