@@ -55,8 +55,12 @@ mod runtime;
 mod scheduler;
 mod slab;
 mod stage04;
+mod sync;
 mod task;
 mod unwind;
+
+#[cfg(all(loom, test))]
+mod loom_models;
 
 pub mod net;
 pub mod time;

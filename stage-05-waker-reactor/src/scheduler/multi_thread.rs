@@ -33,12 +33,13 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::Duration;
 
 use super::current_thread::ThreadWaker;
+use super::parker::Parker;
 use super::{EVENT_INTERVAL, GLOBAL_INTERVAL, Handle};
 use crate::blocking::BlockingPool;
 use crate::context::{self, SchedulerRef};
@@ -188,7 +189,7 @@ impl Shared {
     pub(crate) fn shutdown(this: &Arc<Shared>) {
         this.shutdown.store(true, SeqCst);
         for worker in this.workers.iter() {
-            worker.parker.unpark(&this.reactor);
+            worker.parker.unpark(|| this.reactor.wake());
         }
         let threads = std::mem::take(&mut *lock(&this.threads));
         let me = thread::current().id();
@@ -267,7 +268,7 @@ impl Shared {
             woken
         };
         if let Some(index) = woken {
-            self.workers[index].parker.unpark(&self.reactor);
+            self.workers[index].parker.unpark(|| self.reactor.wake());
         }
     }
     // ANCHOR_END: notify_one
@@ -440,7 +441,7 @@ impl Shared {
             Some(mut driver) => match driver.as_mut() {
                 // Wait phase: block in epoll until I/O, a timer or an unpark.
                 Some(driver) => {
-                    parker.park_in_driver(driver);
+                    parker.park_in_driver(|| driver.park(None, || true));
                     true
                 }
                 None => {
@@ -504,78 +505,5 @@ impl Schedule for Arc<Shared> {
 
     fn release(&self, task: &crate::task::core::Header) -> bool {
         self.owned.remove(task)
-    }
-}
-
-const EMPTY: usize = 0;
-const PARKED_CONDVAR: usize = 1;
-const PARKED_DRIVER: usize = 2;
-const NOTIFIED: usize = 3;
-
-/// Puts one worker to sleep and wakes it, with no lost unpark: an `unpark`
-/// before `park` makes the next `park` return at once.
-#[derive(Debug, Default)]
-struct Parker {
-    state: AtomicUsize,
-    mutex: Mutex<()>,
-    condvar: Condvar,
-}
-
-impl Parker {
-    fn park_on_condvar(&self) {
-        if self
-            .state
-            .compare_exchange(NOTIFIED, EMPTY, SeqCst, SeqCst)
-            .is_ok()
-        {
-            return;
-        }
-        let mut guard = lock(&self.mutex);
-        if self
-            .state
-            .compare_exchange(EMPTY, PARKED_CONDVAR, SeqCst, SeqCst)
-            .is_err()
-        {
-            self.state.store(EMPTY, SeqCst); // it was NOTIFIED
-            return;
-        }
-        loop {
-            guard = self.condvar.wait(guard).unwrap_or_else(|e| e.into_inner());
-            if self
-                .state
-                .compare_exchange(NOTIFIED, EMPTY, SeqCst, SeqCst)
-                .is_ok()
-            {
-                return;
-            }
-        }
-    }
-
-    fn park_in_driver(&self, driver: &mut Driver) {
-        if self
-            .state
-            .compare_exchange(EMPTY, PARKED_DRIVER, SeqCst, SeqCst)
-            .is_err()
-        {
-            self.state.store(EMPTY, SeqCst); // it was NOTIFIED
-            return;
-        }
-        driver.park(None, || true);
-        self.state.store(EMPTY, SeqCst);
-    }
-
-    fn unpark(&self, reactor: &Reactor) {
-        match self.state.swap(NOTIFIED, SeqCst) {
-            PARKED_CONDVAR => {
-                // Take the lock so the notify cannot fall between the
-                // sleeper's state check and its wait.
-                drop(lock(&self.mutex));
-                self.condvar.notify_one();
-            }
-            // Unconditional eventfd write: the driver may not yet have
-            // announced itself as parked, and must still not sleep.
-            PARKED_DRIVER => reactor.wake(),
-            _ => {}
-        }
     }
 }
