@@ -135,6 +135,12 @@ impl Header {
         }
     }
 
+    /// The number of references, for the tests' bookkeeping checks.
+    #[cfg(test)]
+    pub(crate) fn ref_count(&self) -> usize {
+        self.refs.load(SeqCst)
+    }
+
     pub(crate) fn vtable(&self) -> &'static Vtable {
         self.vtable
     }
