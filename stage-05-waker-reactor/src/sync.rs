@@ -13,6 +13,7 @@ pub(crate) use std::sync::{Condvar, Mutex, MutexGuard, atomic};
 #[cfg(all(loom, test))]
 pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard, atomic};
 
+// ANCHOR: unsafe_cell
 /// An `UnsafeCell` whose accesses loom checks: built for the models, each
 /// access is recorded, and loom reports any two accesses (one a write) that
 /// no happens-before edge orders, i.e. a data race that a weaker ordering
@@ -52,3 +53,4 @@ impl<T> UnsafeCell<T> {
         unsafe { &*self.value.get() }
     }
 }
+// ANCHOR_END: unsafe_cell

@@ -14,6 +14,7 @@
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+// ANCHOR: contain
 /// Run `f`; if it panics, drop the payload (see [`drop_payload`]) and
 /// return `None`.
 pub(crate) fn contain<R>(f: impl FnOnce() -> R) -> Option<R> {
@@ -40,3 +41,4 @@ pub(crate) fn drop_payload(payload: Box<dyn Any + Send>) {
     }
     std::mem::forget(payload);
 }
+// ANCHOR_END: contain
