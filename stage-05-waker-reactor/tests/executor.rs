@@ -459,6 +459,33 @@ fn two_threads_can_block_on_one_current_thread_runtime_at_once() {
     });
 }
 
+/// Nested `block_on` is refused the same way on both flavours, whichever
+/// runtime the inner call belongs to.
+#[test]
+fn block_on_inside_block_on_panics_with_a_clear_message_on_both_flavours() {
+    for (name, rt) in both_flavours() {
+        let message = rt.block_on(async {
+            let inner = Runtime::new().unwrap();
+            let nested = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                inner.block_on(async { 1 })
+            }));
+            let payload = nested.expect_err("a nested block_on must panic");
+            payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default()
+        });
+        assert!(
+            message.contains("inside another `block_on`")
+                || message.contains("from inside a runtime's task"),
+            "{name}: unexpected message {message:?}"
+        );
+        // The runtime is still usable afterwards.
+        assert_eq!(rt.block_on(async { spawn(async { 2 }).await.unwrap() }), 2);
+    }
+}
+
 #[test]
 #[should_panic(expected = "from inside a runtime's task")]
 fn block_on_inside_a_task_panics_with_a_clear_message() {

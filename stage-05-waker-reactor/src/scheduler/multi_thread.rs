@@ -171,7 +171,7 @@ impl Shared {
     /// `block_on` in the multi-threaded flavour: the workers run the tasks;
     /// this thread only polls `future`, parking between wakes.
     pub(crate) fn block_on<F: Future>(this: &Arc<Shared>, future: F) -> F::Output {
-        context::assert_not_in_scheduler();
+        let _block_on = context::enter_block_on();
         let _handle = context::enter(Handle::MultiThread(this.clone()));
         let _stage04 = crate::stage04::install(&this.reactor);
         let mut future = std::pin::pin!(future);
