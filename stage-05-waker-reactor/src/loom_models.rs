@@ -7,7 +7,7 @@
 //! Run them with:
 //!
 //! ```text
-//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 \
+//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=5 \
 //!     cargo test -p stage-05-waker-reactor --release --lib loom_models
 //! ```
 //!
