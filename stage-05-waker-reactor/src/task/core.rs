@@ -142,7 +142,7 @@ impl Header {
     }
 
     /// The number of references, for the tests' bookkeeping checks.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn ref_count(&self) -> usize {
         self.refs.load(SeqCst)
     }

@@ -38,7 +38,7 @@ impl<T> JoinHandle<T> {
         }
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn raw_header(&self) -> *const Header {
         self.raw.as_ptr()
     }
