@@ -30,6 +30,7 @@ pub(crate) enum SchedulerRef {
 thread_local! {
     static HANDLE: RefCell<Option<Handle>> = const { RefCell::new(None) };
     static SCHEDULER: Cell<SchedulerRef> = const { Cell::new(SchedulerRef::None) };
+    static IN_BLOCK_ON: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Restores the previous handle on drop.
@@ -93,9 +94,23 @@ pub(crate) fn scheduler() -> SchedulerRef {
         .unwrap_or(SchedulerRef::None)
 }
 
-/// Panics if a scheduler core runs on this thread: blocking it in a nested
-/// `block_on` would stall every task it owns.
-pub(crate) fn assert_not_in_scheduler() {
+/// Marks this thread as inside `block_on` until dropped.
+#[derive(Debug)]
+pub(crate) struct BlockOnGuard(());
+
+impl Drop for BlockOnGuard {
+    fn drop(&mut self) {
+        IN_BLOCK_ON.with(|b| b.set(false));
+    }
+}
+
+/// The start of every `block_on`, of either flavour. Panics, saying which,
+/// if this thread already runs a runtime's tasks (a nested `block_on` would
+/// stall every task that thread drives) or is inside another `block_on`
+/// (whose future would stop being polled: with the current-thread flavour
+/// that also stalls its tasks; with either, a nested call that waits for
+/// the outer future deadlocks). The same rule for both flavours.
+pub(crate) fn enter_block_on() -> BlockOnGuard {
     if !matches!(scheduler(), SchedulerRef::None) {
         panic!(
             "`Runtime::block_on` called from inside a runtime's task: that would \
@@ -103,4 +118,13 @@ pub(crate) fn assert_not_in_scheduler() {
              `spawn_blocking` for blocking work."
         );
     }
+    if IN_BLOCK_ON.with(|b| b.replace(true)) {
+        panic!(
+            "`Runtime::block_on` called inside another `block_on` on the same \
+             thread: the outer future would stop being polled until the inner \
+             one finishes (a deadlock if it waits for the outer). Use `.await` \
+             instead, or `spawn_blocking` for blocking work."
+        );
+    }
+    BlockOnGuard(())
 }

@@ -37,6 +37,8 @@
 //! | `blocking` (private) | the `spawn_blocking` thread pool |
 //! | `context` (private) | the thread-local current runtime |
 //! | `coop` (private) | the budget of socket operations per poll of a task |
+//! | `unwind` (private) | containing panics from destructors and wakers the runtime calls |
+//! | `sync` (private) | the atomics, locks and cells that the loom model checks (`loom_models`, built with `--cfg loom`) replace with loom's |
 //! | [`time`] | `sleep`, `sleep_until`, `timeout`, `interval` |
 //! | [`net`] | `TcpListener`, `TcpStream` (`futures::io::AsyncRead`/`AsyncWrite`) |
 //! | [`Runtime`], [`Builder`] | owning all of the above; shutdown on drop |
@@ -54,7 +56,12 @@ mod runtime;
 mod scheduler;
 mod slab;
 mod stage04;
+mod sync;
 mod task;
+mod unwind;
+
+#[cfg(all(loom, test))]
+mod loom_models;
 
 pub mod net;
 pub mod time;

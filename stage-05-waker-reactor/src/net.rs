@@ -14,7 +14,7 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::AsRawFd;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -24,6 +24,89 @@ use crate::reactor::{Direction, PollEvented};
 
 /// The accept queue's length asked for by [`TcpListener::bind`].
 const LISTEN_BACKLOG: libc::c_int = 1024;
+
+/// A non-blocking, close-on-exec socket bound to `addr` (with
+/// `SO_REUSEADDR`, as mio and std do) and listening with
+/// `LISTEN_BACKLOG`. Written out rather than taken from mio, whose `bind`
+/// listens with a backlog of 128: a burst of more connections than that
+/// overflows the accept queue, and the kernel drops SYNs that clients retry
+/// only after a second. Calling `listen` a second time to raise it works on
+/// Linux but not everywhere (Miri refuses it), so we listen once.
+fn listen_on(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let domain = match addr {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
+    };
+    let kind = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    // SAFETY: a plain system call; no memory is passed.
+    let fd = unsafe { libc::socket(domain, kind, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just created and is owned by nobody else; the
+    // `OwnedFd` closes it if a step below fails.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    let one: libc::c_int = 1;
+    // SAFETY: `one` lives across the call and its size is passed with it.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            (&raw const one).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let (storage, len) = socket_address(addr);
+    // SAFETY: `storage` holds a valid address of `len` bytes for the
+    // socket's family, and lives across the call.
+    let rc = unsafe { libc::bind(fd, (&raw const storage).cast(), len) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `listen` on a socket fd we own; no memory is passed.
+    let rc = unsafe { libc::listen(fd, LISTEN_BACKLOG) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(std::net::TcpListener::from(socket))
+}
+
+/// `addr` as the C `sockaddr_in` / `sockaddr_in6` the kernel expects
+/// (network byte order), in a `sockaddr_storage`, and its length.
+fn socket_address(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: all-zero bytes are a valid `sockaddr_storage`.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            // SAFETY: all-zero bytes are a valid `sockaddr_in`.
+            let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
+            // SAFETY: `sockaddr_storage` is large and aligned enough for
+            // every socket address type (that is its purpose).
+            unsafe { (&raw mut storage).cast::<libc::sockaddr_in>().write(sin) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: all-zero bytes are a valid `sockaddr_in6`.
+            let mut sin6: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_flowinfo = a.flowinfo();
+            sin6.sin6_addr.s6_addr = a.ip().octets();
+            sin6.sin6_scope_id = a.scope_id();
+            // SAFETY: as above.
+            unsafe { (&raw mut storage).cast::<libc::sockaddr_in6>().write(sin6) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
+}
 
 /// A TCP socket listening for connections.
 pub struct TcpListener {
@@ -42,18 +125,9 @@ impl TcpListener {
     /// Bind to `addr` (port 0 picks a free port) and listen. Must be called
     /// inside a runtime (panics otherwise): the socket joins its reactor.
     pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-        let listener = mio::net::TcpListener::bind(addr)?;
-        // mio (like std) listens with a backlog of 128: a burst of more
-        // connections than that overflows the accept queue and the kernel
-        // drops SYNs, which clients retry only after a second. Linux lets a
-        // second `listen` raise the backlog (capped by net.core.somaxconn).
-        // SAFETY: `listen` on a socket fd we own; no memory is passed.
-        let rc = unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let listener = listen_on(addr)?;
         Ok(TcpListener {
-            io: PollEvented::new(listener)?,
+            io: PollEvented::new(mio::net::TcpListener::from_std(listener))?,
         })
     }
 

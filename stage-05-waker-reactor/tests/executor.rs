@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use common::{both_flavours, scaled};
+use common::{both_flavours, scaled, within};
 use futures::StreamExt;
 use futures::channel::{mpsc, oneshot};
 use runtime::{Runtime, spawn, spawn_blocking, yield_now};
@@ -127,49 +127,53 @@ fn a_wake_after_completion_is_harmless() {
 }
 
 /// A future that is woken from another thread exactly when it is being
-/// polled (or just after), many times: any lost wake-up hangs the test.
+/// polled (or just after), many times: a lost wake-up fails the test by
+/// deadline ("lost wake-up?").
 #[test]
 fn wakes_from_other_threads_racing_with_polls_are_never_lost() {
     let rounds = scaled(5_000);
     for (name, rt) in both_flavours() {
-        let polls = rt.block_on(async move {
-            let tasks: Vec<_> = (0..4)
-                .map(|_| {
-                    spawn(async move {
-                        let mut polls = 0usize;
-                        for _ in 0..rounds / 4 {
-                            let (tx, rx) = std::sync::mpsc::channel::<Waker>();
-                            let waker_thread = std::thread::spawn(move || {
-                                if let Ok(waker) = rx.recv() {
-                                    waker.wake();
-                                }
-                            });
-                            let mut sent = false;
-                            let mut tx = Some(tx);
-                            std::future::poll_fn(|cx| {
-                                polls += 1;
-                                if sent {
-                                    return Poll::Ready(());
-                                }
-                                sent = true;
-                                // The other thread wakes us while we are
-                                // still inside this poll, or right after.
-                                let _ = tx.take().unwrap().send(cx.waker().clone());
-                                std::hint::spin_loop();
-                                Poll::Pending
-                            })
-                            .await;
-                            waker_thread.join().unwrap();
-                        }
-                        polls
+        let what = format!("{name}: tasks woken during their polls");
+        let polls = within(&what, move || {
+            rt.block_on(async move {
+                let tasks: Vec<_> = (0..4)
+                    .map(|_| {
+                        spawn(async move {
+                            let mut polls = 0usize;
+                            for _ in 0..rounds / 4 {
+                                let (tx, rx) = std::sync::mpsc::channel::<Waker>();
+                                let waker_thread = std::thread::spawn(move || {
+                                    if let Ok(waker) = rx.recv() {
+                                        waker.wake();
+                                    }
+                                });
+                                let mut sent = false;
+                                let mut tx = Some(tx);
+                                std::future::poll_fn(|cx| {
+                                    polls += 1;
+                                    if sent {
+                                        return Poll::Ready(());
+                                    }
+                                    sent = true;
+                                    // The other thread wakes us while we are
+                                    // still inside this poll, or right after.
+                                    let _ = tx.take().unwrap().send(cx.waker().clone());
+                                    std::hint::spin_loop();
+                                    Poll::Pending
+                                })
+                                .await;
+                                waker_thread.join().unwrap();
+                            }
+                            polls
+                        })
                     })
-                })
-                .collect();
-            let mut total = 0;
-            for task in tasks {
-                total += task.await.unwrap();
-            }
-            total
+                    .collect();
+                let mut total = 0;
+                for task in tasks {
+                    total += task.await.unwrap();
+                }
+                total
+            })
         });
         assert_eq!(
             polls,
@@ -360,13 +364,16 @@ fn spawn_outside_a_runtime_panics_with_a_clear_message() {
 #[test]
 fn a_task_woken_from_a_plain_thread_runs_on_a_parked_runtime() {
     for (name, rt) in both_flavours() {
-        let got = rt.block_on(async {
-            let (tx, rx) = oneshot::channel();
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(20));
-                tx.send(99).unwrap();
-            });
-            spawn(async move { rx.await.unwrap() }).await.unwrap()
+        let what = format!("{name}: a task woken from a plain thread");
+        let got = within(&what, move || {
+            rt.block_on(async {
+                let (tx, rx) = oneshot::channel();
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(20));
+                    tx.send(99).unwrap();
+                });
+                spawn(async move { rx.await.unwrap() }).await.unwrap()
+            })
         });
         assert_eq!(got, 99, "{name}");
     }
@@ -375,51 +382,54 @@ fn a_task_woken_from_a_plain_thread_runs_on_a_parked_runtime() {
 /// Many tasks, each woken over and over by its own plain thread, which
 /// bumps a counter and then wakes whatever waker the task left last. The
 /// task finishes when it has seen every bump; a single lost wake-up leaves
-/// it waiting forever (and the test hangs).
+/// it waiting forever, and the test fails by deadline ("lost wake-up?").
 #[test]
 fn a_storm_of_cross_thread_wakes_never_strands_a_task() {
     use std::sync::Mutex;
     let bumps = scaled(2_000);
     for (name, rt) in both_flavours() {
-        let finished = rt.block_on(async move {
-            let mut tasks = Vec::new();
-            let mut threads = Vec::new();
-            for _ in 0..4 {
-                let counter = Arc::new(AtomicUsize::new(0));
-                let slot: Arc<Mutex<Option<Waker>>> = Arc::new(Mutex::new(None));
-                let (c, s) = (counter.clone(), slot.clone());
-                tasks.push(spawn(async move {
-                    std::future::poll_fn(|cx| {
-                        // Leave the waker first, then look: a bump after
-                        // the look finds this waker and wakes it.
-                        *s.lock().unwrap() = Some(cx.waker().clone());
-                        if c.load(SeqCst) == bumps {
-                            Poll::Ready(())
-                        } else {
-                            Poll::Pending
+        let what = format!("{name}: a storm of cross-thread wakes");
+        let finished = within(&what, move || {
+            rt.block_on(async move {
+                let mut tasks = Vec::new();
+                let mut threads = Vec::new();
+                for _ in 0..4 {
+                    let counter = Arc::new(AtomicUsize::new(0));
+                    let slot: Arc<Mutex<Option<Waker>>> = Arc::new(Mutex::new(None));
+                    let (c, s) = (counter.clone(), slot.clone());
+                    tasks.push(spawn(async move {
+                        std::future::poll_fn(|cx| {
+                            // Leave the waker first, then look: a bump after
+                            // the look finds this waker and wakes it.
+                            *s.lock().unwrap() = Some(cx.waker().clone());
+                            if c.load(SeqCst) == bumps {
+                                Poll::Ready(())
+                            } else {
+                                Poll::Pending
+                            }
+                        })
+                        .await;
+                    }));
+                    threads.push(std::thread::spawn(move || {
+                        for _ in 0..bumps {
+                            counter.fetch_add(1, SeqCst);
+                            let waker = slot.lock().unwrap().clone();
+                            if let Some(waker) = waker {
+                                waker.wake();
+                            }
                         }
-                    })
-                    .await;
-                }));
-                threads.push(std::thread::spawn(move || {
-                    for _ in 0..bumps {
-                        counter.fetch_add(1, SeqCst);
-                        let waker = slot.lock().unwrap().clone();
-                        if let Some(waker) = waker {
-                            waker.wake();
-                        }
-                    }
-                }));
-            }
-            let mut finished = 0;
-            for task in tasks {
-                task.await.unwrap();
-                finished += 1;
-            }
-            for thread in threads {
-                thread.join().unwrap();
-            }
-            finished
+                    }));
+                }
+                let mut finished = 0;
+                for task in tasks {
+                    task.await.unwrap();
+                    finished += 1;
+                }
+                for thread in threads {
+                    thread.join().unwrap();
+                }
+                finished
+            })
         });
         assert_eq!(finished, 4, "{name}");
     }
@@ -447,6 +457,33 @@ fn two_threads_can_block_on_one_current_thread_runtime_at_once() {
         assert_eq!(other.join().unwrap(), 42);
         assert_eq!(driver.join().unwrap(), "driver done");
     });
+}
+
+/// Nested `block_on` is refused the same way on both flavours, whichever
+/// runtime the inner call belongs to.
+#[test]
+fn block_on_inside_block_on_panics_with_a_clear_message_on_both_flavours() {
+    for (name, rt) in both_flavours() {
+        let message = rt.block_on(async {
+            let inner = Runtime::new().unwrap();
+            let nested = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                inner.block_on(async { 1 })
+            }));
+            let payload = nested.expect_err("a nested block_on must panic");
+            payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default()
+        });
+        assert!(
+            message.contains("inside another `block_on`")
+                || message.contains("from inside a runtime's task"),
+            "{name}: unexpected message {message:?}"
+        );
+        // The runtime is still usable afterwards.
+        assert_eq!(rt.block_on(async { spawn(async { 2 }).await.unwrap() }), 2);
+    }
 }
 
 #[test]

@@ -256,3 +256,38 @@ fn a_block_on_future_that_keeps_yielding_does_not_starve_io() {
         });
     }
 }
+
+/// `bind` makes its own socket (one `listen`, with the long backlog): both
+/// address families work, and a port in use is an error, not a panic.
+#[test]
+fn bind_listens_on_ipv4_and_ipv6_and_reports_a_port_in_use() {
+    for (name, rt) in both_flavours() {
+        rt.block_on(async {
+            for addr in ["127.0.0.1:0", "[::1]:0"] {
+                let listener = match TcpListener::bind(addr.parse().unwrap()) {
+                    Ok(listener) => listener,
+                    // A machine (or container) without IPv6.
+                    Err(e) if addr.starts_with('[') => {
+                        eprintln!("{name}: no IPv6 here ({e}); skipped");
+                        continue;
+                    }
+                    Err(e) => panic!("{name}: bind {addr}: {e}"),
+                };
+                let local = listener.local_addr().unwrap();
+                assert_ne!(local.port(), 0, "{name}: a port was picked");
+                let mut client = TcpStream::connect(local).await.unwrap();
+                let (mut server, _) = listener.accept().await.unwrap();
+                client.write_all(b"hi").await.unwrap();
+                let mut buf = [0u8; 2];
+                server.read_exact(&mut buf).await.unwrap();
+                assert_eq!(&buf, b"hi", "{name}: {addr}");
+                let again = TcpListener::bind(local).map(|_| ());
+                assert_eq!(
+                    again.map_err(|e| e.kind()),
+                    Err(std::io::ErrorKind::AddrInUse),
+                    "{name}: binding {local} twice"
+                );
+            }
+        });
+    }
+}

@@ -154,7 +154,9 @@ impl Driver {
             scheduled.set_readiness(ready, &mut self.wakers);
         }
         for waker in self.wakers.drain(..) {
-            waker.wake();
+            // A waker is user code: its panic must not unwind out of the
+            // driver (a worker holds the driver's lock here).
+            crate::unwind::contain(move || waker.wake());
         }
         // Wake phase, timers.
         reactor

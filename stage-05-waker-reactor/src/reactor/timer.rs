@@ -106,7 +106,8 @@ impl Timers {
         }
         let fired = buffer.len();
         for waker in buffer.drain(..) {
-            waker.wake();
+            // User code, maybe under the driver's lock: contained.
+            crate::unwind::contain(move || waker.wake());
         }
         fired
     }

@@ -128,7 +128,7 @@ impl Shared {
 
     // ANCHOR: block_on
     pub(crate) fn block_on<F: Future>(this: &Arc<Shared>, future: F) -> F::Output {
-        context::assert_not_in_scheduler();
+        let _block_on = context::enter_block_on();
         let _handle = context::enter(Handle::CurrentThread(this.clone()));
         let _stage04 = crate::stage04::install(&this.reactor);
         let mut future = std::pin::pin!(future);

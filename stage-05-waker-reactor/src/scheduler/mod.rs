@@ -9,6 +9,7 @@
 
 pub(crate) mod current_thread;
 pub(crate) mod multi_thread;
+pub(crate) mod parker;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -33,12 +33,13 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::Duration;
 
 use super::current_thread::ThreadWaker;
+use super::parker::Parker;
 use super::{EVENT_INTERVAL, GLOBAL_INTERVAL, Handle};
 use crate::blocking::BlockingPool;
 use crate::context::{self, SchedulerRef};
@@ -48,6 +49,19 @@ use crate::task::{JoinHandle, Notified, OwnedTasks, Schedule};
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // No user code runs under these locks.
     mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The driver, if no other worker holds it. The driver's wake phase runs
+/// wakers (user code) under this lock; they are contained (see `unwind`),
+/// but should a panic ever get through, a poisoned lock must still read as
+/// free: `Err` from `try_lock` would otherwise mean "someone else drives"
+/// for ever, and no worker would ever wait in epoll again.
+fn try_lock_driver(driver: &Mutex<Option<Driver>>) -> Option<MutexGuard<'_, Option<Driver>>> {
+    match driver.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
 }
 
 #[derive(Debug)]
@@ -157,7 +171,7 @@ impl Shared {
     /// `block_on` in the multi-threaded flavour: the workers run the tasks;
     /// this thread only polls `future`, parking between wakes.
     pub(crate) fn block_on<F: Future>(this: &Arc<Shared>, future: F) -> F::Output {
-        context::assert_not_in_scheduler();
+        let _block_on = context::enter_block_on();
         let _handle = context::enter(Handle::MultiThread(this.clone()));
         let _stage04 = crate::stage04::install(&this.reactor);
         let mut future = std::pin::pin!(future);
@@ -175,7 +189,7 @@ impl Shared {
     pub(crate) fn shutdown(this: &Arc<Shared>) {
         this.shutdown.store(true, SeqCst);
         for worker in this.workers.iter() {
-            worker.parker.unpark(&this.reactor);
+            worker.parker.unpark(|| this.reactor.wake());
         }
         let threads = std::mem::take(&mut *lock(&this.threads));
         let me = thread::current().id();
@@ -254,7 +268,7 @@ impl Shared {
             woken
         };
         if let Some(index) = woken {
-            self.workers[index].parker.unpark(&self.reactor);
+            self.workers[index].parker.unpark(|| self.reactor.wake());
         }
     }
     // ANCHOR_END: notify_one
@@ -365,18 +379,25 @@ impl Shared {
             ctx.tick.set(tick);
             if tick.is_multiple_of(EVENT_INTERVAL) {
                 // Maintenance: collect ready I/O even while busy.
-                if let Ok(mut driver) = self.driver.try_lock()
-                    && let Some(driver) = driver.as_mut()
-                {
-                    driver.park(Some(Duration::ZERO), || true);
-                    // We got the driver, so no worker waits in it. A sleeper
-                    // that tried to take it while we held it sleeps on its
-                    // condvar instead, and I/O and timers would wait for our
-                    // next look (long, if our next task blocks): wake it, so
-                    // it finds no work and parks in the driver.
-                    if self.num_sleepers.load(SeqCst) > 0 {
-                        self.notify_one();
-                    }
+                let looked = match try_lock_driver(&self.driver) {
+                    Some(mut guard) => match guard.as_mut() {
+                        Some(driver) => {
+                            driver.park(Some(Duration::ZERO), || true);
+                            true
+                        }
+                        None => false,
+                    },
+                    None => false,
+                };
+                // We had the driver (now released), so no worker waits in
+                // it. A sleeper that tried to take it while we held it
+                // sleeps on its condvar instead, and I/O and timers would
+                // wait for our next look (long, if our next task blocks):
+                // wake it, so it finds no work and parks in the driver. Only
+                // after the guard is dropped: woken while we still held it,
+                // the sleeper would find it taken and sleep again.
+                if looked && self.num_sleepers.load(SeqCst) > 0 {
+                    self.notify_one();
                 }
             }
             if let Some(task) = self.next_task(&ctx) {
@@ -400,6 +421,10 @@ impl Shared {
             sleepers.push(index);
             self.num_sleepers.fetch_add(1, SeqCst);
         }
+        // Registered as a sleeper: undo that however we leave, also by
+        // unwinding, or notifiers would keep "waking" a worker that is gone
+        // (and count it as searching, so they stop waking the others).
+        let registered = SleeperGuard { shared: self, ctx };
         // A searcher that parks stops searching (after registering, so a
         // notifier that sees no searcher also sees this sleeper).
         if ctx.searching.replace(false) {
@@ -409,15 +434,14 @@ impl Shared {
         // queue lock we take now, so we see it; one pushed after will see
         // us in `sleepers` and wake us.
         if self.has_work() || self.shutdown.load(SeqCst) {
-            self.unregister_sleeper(ctx);
-            return;
+            return; // `registered` unregisters us
         }
         let parker = &self.workers[index].parker;
-        let drove = match self.driver.try_lock() {
-            Ok(mut driver) => match driver.as_mut() {
+        let drove = match try_lock_driver(&self.driver) {
+            Some(mut driver) => match driver.as_mut() {
                 // Wait phase: block in epoll until I/O, a timer or an unpark.
                 Some(driver) => {
-                    parker.park_in_driver(driver);
+                    parker.park_in_driver(|| driver.park(None, || true));
                     true
                 }
                 None => {
@@ -426,12 +450,12 @@ impl Shared {
                 }
             },
             // Another worker is in the wait phase already.
-            Err(_) => {
+            None => {
                 parker.park_on_condvar();
                 false
             }
         };
-        self.unregister_sleeper(ctx);
+        drop(registered);
         // Leaving the driver with work to do: wake a sleeper, which takes
         // the driver over (or a share of the work), so that I/O and timers
         // keep being served while this worker runs tasks.
@@ -453,6 +477,18 @@ impl Shared {
     }
 }
 
+/// Takes a parking worker out of the sleepers' list when dropped.
+struct SleeperGuard<'a> {
+    shared: &'a Shared,
+    ctx: &'a WorkerCtx,
+}
+
+impl Drop for SleeperGuard<'_> {
+    fn drop(&mut self) {
+        self.shared.unregister_sleeper(self.ctx);
+    }
+}
+
 impl Schedule for Arc<Shared> {
     fn schedule(&self, task: Notified) {
         if let SchedulerRef::Worker(ctx) = context::scheduler() {
@@ -469,78 +505,5 @@ impl Schedule for Arc<Shared> {
 
     fn release(&self, task: &crate::task::core::Header) -> bool {
         self.owned.remove(task)
-    }
-}
-
-const EMPTY: usize = 0;
-const PARKED_CONDVAR: usize = 1;
-const PARKED_DRIVER: usize = 2;
-const NOTIFIED: usize = 3;
-
-/// Puts one worker to sleep and wakes it, with no lost unpark: an `unpark`
-/// before `park` makes the next `park` return at once.
-#[derive(Debug, Default)]
-struct Parker {
-    state: AtomicUsize,
-    mutex: Mutex<()>,
-    condvar: Condvar,
-}
-
-impl Parker {
-    fn park_on_condvar(&self) {
-        if self
-            .state
-            .compare_exchange(NOTIFIED, EMPTY, SeqCst, SeqCst)
-            .is_ok()
-        {
-            return;
-        }
-        let mut guard = lock(&self.mutex);
-        if self
-            .state
-            .compare_exchange(EMPTY, PARKED_CONDVAR, SeqCst, SeqCst)
-            .is_err()
-        {
-            self.state.store(EMPTY, SeqCst); // it was NOTIFIED
-            return;
-        }
-        loop {
-            guard = self.condvar.wait(guard).unwrap_or_else(|e| e.into_inner());
-            if self
-                .state
-                .compare_exchange(NOTIFIED, EMPTY, SeqCst, SeqCst)
-                .is_ok()
-            {
-                return;
-            }
-        }
-    }
-
-    fn park_in_driver(&self, driver: &mut Driver) {
-        if self
-            .state
-            .compare_exchange(EMPTY, PARKED_DRIVER, SeqCst, SeqCst)
-            .is_err()
-        {
-            self.state.store(EMPTY, SeqCst); // it was NOTIFIED
-            return;
-        }
-        driver.park(None, || true);
-        self.state.store(EMPTY, SeqCst);
-    }
-
-    fn unpark(&self, reactor: &Reactor) {
-        match self.state.swap(NOTIFIED, SeqCst) {
-            PARKED_CONDVAR => {
-                // Take the lock so the notify cannot fall between the
-                // sleeper's state check and its wait.
-                drop(lock(&self.mutex));
-                self.condvar.notify_one();
-            }
-            // Unconditional eventfd write: the driver may not yet have
-            // announced itself as parked, and must still not sleep.
-            PARKED_DRIVER => reactor.wake(),
-            _ => {}
-        }
     }
 }

@@ -38,6 +38,10 @@
 //!
 //! [`JoinHandle`]: crate::JoinHandle
 
+use crate::sync::{
+    self,
+    atomic::{AtomicUsize, Ordering::*, fence},
+};
 use std::any::Any;
 use std::cell::UnsafeCell;
 use std::future::Future;
@@ -45,7 +49,6 @@ use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering::*, fence};
 use std::task::{Context, Poll, Waker};
 
 use super::state::{EndRun, StartRun, State};
@@ -100,8 +103,8 @@ pub(crate) enum Stage<F: Future> {
 struct Cell<F: Future, S> {
     header: Header,
     scheduler: S,
-    stage: UnsafeCell<Stage<F>>,
-    join_waker: UnsafeCell<Option<Waker>>,
+    stage: sync::UnsafeCell<Stage<F>>,
+    join_waker: sync::UnsafeCell<Option<Waker>>,
 }
 
 impl Header {
@@ -126,10 +129,22 @@ impl Header {
         if prev == n {
             // Pairs with the Release of every other decrement: all their
             // writes to the cell happen before we free it.
+            #[cfg(not(tsan))]
             fence(Acquire);
+            // ThreadSanitizer does not model fences and would report the
+            // free as a race; an Acquire load of the count gives the same
+            // edge (std's `Arc` does the same under the sanitizer).
+            #[cfg(tsan)]
+            header.refs.load(Acquire);
             // SAFETY: that was the last reference.
             unsafe { (header.vtable.dealloc)(ptr) }
         }
+    }
+
+    /// The number of references, for the tests' bookkeeping checks.
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn ref_count(&self) -> usize {
+        self.refs.load(SeqCst)
     }
 
     pub(crate) fn vtable(&self) -> &'static Vtable {
@@ -153,8 +168,8 @@ where
             owned_key: UnsafeCell::new(usize::MAX),
         },
         scheduler,
-        stage: UnsafeCell::new(Stage::Running(future)),
-        join_waker: UnsafeCell::new(None),
+        stage: sync::UnsafeCell::new(Stage::Running(future)),
+        join_waker: sync::UnsafeCell::new(None),
     });
     // `Cell` is `repr(C)` with the header first, so the cell's address is
     // the header's address.
@@ -221,7 +236,7 @@ where
         catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: RUNNING is set, so this thread alone touches the stage;
             // the future lives in the heap cell and never moves: it is pinned.
-            let stage = unsafe { &mut *cell.stage.get() };
+            let stage = unsafe { cell.stage.get_mut() };
             let Stage::Running(future) = stage else {
                 unreachable!("a task that is not done holds its future");
             };
@@ -257,8 +272,21 @@ where
     // SAFETY: RUNNING is set: the stage is ours.
     let output = match unsafe { set_stage(cell, Stage::Consumed) } {
         Ok(()) => output,
-        // Dropping the finished future panicked: report that panic.
-        Err(payload) => Err(JoinError::panic(payload)),
+        Err(payload) => match output {
+            // The poll panicked, then dropping the future panicked too: the
+            // first panic is what the task did; the second is dropped here.
+            Err(first) => {
+                crate::unwind::drop_payload(payload);
+                Err(first)
+            }
+            // The future returned `Ready`, then its destructor panicked:
+            // report that panic, and drop the value nobody will see here,
+            // where its own destructor's panic cannot escape either.
+            Ok(value) => {
+                crate::unwind::contain(move || drop(value));
+                Err(JoinError::panic(payload))
+            }
+        },
     };
     // SAFETY: as above.
     unsafe { complete::<F, S>(ptr, output, 1) };
@@ -276,7 +304,7 @@ unsafe fn set_stage<F: Future, S>(
 ) -> Result<(), Box<dyn Any + Send>> {
     catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: exclusive access, by the caller's contract.
-        unsafe { *cell.stage.get() = new };
+        unsafe { *cell.stage.get_mut() = new };
     }))
 }
 
@@ -332,19 +360,24 @@ where
     let owned = cell.scheduler.release(&cell.header);
     let refs = refs + usize::from(owned);
     // SAFETY: RUNNING is set: the stage is ours until COMPLETE is published.
-    unsafe { *cell.stage.get() = Stage::Finished(output) };
+    unsafe { *cell.stage.get_mut() = Stage::Finished(output) };
     let prev = cell.header.state.transition_to_complete();
     if !prev.is_join_interested() {
         // Nobody will read the output: drop it here. The handle gave up its
         // claim before COMPLETE, so the stage is still ours.
         // SAFETY: see above.
-        let _ = unsafe { set_stage(cell, Stage::Consumed) };
+        if let Err(payload) = unsafe { set_stage(cell, Stage::Consumed) } {
+            crate::unwind::drop_payload(payload);
+        }
     } else if prev.has_join_waker() {
         // SAFETY: JOIN_WAKER was set, so the handle wrote the waker before
         // and will not write it again (COMPLETE makes its CAS fail); it may
         // only read it, as we do.
-        if let Some(waker) = unsafe { &*cell.join_waker.get() } {
-            waker.wake_by_ref();
+        if let Some(waker) = unsafe { cell.join_waker.get_ref() } {
+            // The join waker is user code (a handle may be polled with any
+            // waker). Its panic must not skip the rest of this function:
+            // the references below would leak, and the worker would die.
+            crate::unwind::contain(|| waker.wake_by_ref());
         }
         if !cell
             .header
@@ -355,8 +388,8 @@ where
             // The handle was dropped while we woke it, and left the slot to
             // us: empty it, or its waker would keep its task alive.
             // SAFETY: the handle is gone and JOIN_WAKER made the slot ours.
-            let waker = unsafe { (*cell.join_waker.get()).take() };
-            drop(waker);
+            let waker = unsafe { cell.join_waker.get_mut().take() };
+            crate::unwind::contain(move || drop(waker));
         }
     }
     // SAFETY: we own `refs` references (ours plus the list's).
@@ -389,7 +422,7 @@ where
         return;
     }
     // SAFETY: COMPLETE is set and JOIN_INTEREST is ours: the output is ours.
-    let stage = unsafe { &mut *cell.stage.get() };
+    let stage = unsafe { cell.stage.get_mut() };
     match std::mem::replace(stage, Stage::Consumed) {
         Stage::Finished(output) => *dst = Poll::Ready(output),
         _ => panic!("JoinHandle polled after it returned Ready"),
@@ -400,7 +433,7 @@ where
 /// The join handle's half of the JOIN_WAKER protocol: either the task is
 /// done (`true`), or the current waker is stored where the task will find
 /// it when it completes (`false`).
-fn can_read_output(header: &Header, slot: &UnsafeCell<Option<Waker>>, waker: &Waker) -> bool {
+fn can_read_output(header: &Header, slot: &sync::UnsafeCell<Option<Waker>>, waker: &Waker) -> bool {
     let snapshot = header.state.load();
     if snapshot.is_complete() {
         return true;
@@ -408,7 +441,7 @@ fn can_read_output(header: &Header, slot: &UnsafeCell<Option<Waker>>, waker: &Wa
     if snapshot.has_join_waker() {
         // The task may read the slot right now; we may only look.
         // SAFETY: shared access to a slot the task only reads.
-        if let Some(stored) = unsafe { &*slot.get() }
+        if let Some(stored) = unsafe { slot.get_ref() }
             && stored.will_wake(waker)
         {
             return false;
@@ -420,7 +453,7 @@ fn can_read_output(header: &Header, slot: &UnsafeCell<Option<Waker>>, waker: &Wa
     }
     // JOIN_WAKER is clear: the slot is ours to write.
     // SAFETY: the task never reads the slot while JOIN_WAKER is clear.
-    unsafe { *slot.get() = Some(waker.clone()) };
+    unsafe { *slot.get_mut() = Some(waker.clone()) };
     header.state.set_join_waker().is_err()
 }
 // ANCHOR_END: can_read_output
@@ -436,7 +469,9 @@ where
     // the handle's.
     let cell = unsafe { cell::<F, S>(ptr) };
     // SAFETY: as above.
-    let _ = unsafe { set_stage(cell, Stage::Consumed) };
+    if let Err(payload) = unsafe { set_stage(cell, Stage::Consumed) } {
+        crate::unwind::drop_payload(payload);
+    }
 }
 
 unsafe fn drop_join_waker<F, S>(ptr: NonNull<Header>)
@@ -450,8 +485,8 @@ where
     // SAFETY: called by the join handle when
     // `transition_to_join_handle_dropped` gave it the slot: the runner will
     // not read it (JOIN_WAKER clear) or is done with it.
-    let waker = unsafe { (*cell.join_waker.get()).take() };
-    drop(waker);
+    let waker = unsafe { cell.join_waker.get_mut().take() };
+    crate::unwind::contain(move || drop(waker));
 }
 
 unsafe fn shutdown<F, S>(ptr: NonNull<Header>)
@@ -481,5 +516,5 @@ where
     let cell = unsafe { Box::from_raw(ptr.cast::<Cell<F, S>>().as_ptr()) };
     // A destructor (of a future never polled to the end, or of an output
     // nobody read) may panic; that must not unwind into a waker's `drop`.
-    let _ = catch_unwind(AssertUnwindSafe(move || drop(cell)));
+    crate::unwind::contain(move || drop(cell));
 }

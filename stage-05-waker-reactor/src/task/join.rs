@@ -38,6 +38,11 @@ impl<T> JoinHandle<T> {
         }
     }
 
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn raw_header(&self) -> *const Header {
+        self.raw.as_ptr()
+    }
+
     fn header(&self) -> &Header {
         // SAFETY: the handle owns a reference: the header is live.
         unsafe { self.raw.as_ref() }

@@ -24,6 +24,9 @@ mod join;
 mod state;
 mod waker;
 
+#[cfg(all(test, not(loom)))]
+mod tests;
+
 use std::future::Future;
 use std::ptr::NonNull;
 use std::sync::Mutex;

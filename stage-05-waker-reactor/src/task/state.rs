@@ -35,7 +35,7 @@
 //! completion). The reference count lives in a separate word (see
 //! [`Header`](super::core::Header)).
 
-use std::sync::atomic::{AtomicUsize, Ordering::*};
+use crate::sync::atomic::{AtomicUsize, Ordering::*};
 
 const RUNNING: usize = 1 << 0;
 const NOTIFIED: usize = 1 << 1;
@@ -305,7 +305,7 @@ impl State {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

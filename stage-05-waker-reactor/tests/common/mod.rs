@@ -29,3 +29,38 @@ pub fn both_flavours() -> Vec<(&'static str, Runtime)> {
         ),
     ]
 }
+
+/// How long a test waits for work that a correct runtime finishes in well
+/// under a second; only a lost wake-up (or a dead worker) comes near it.
+pub fn deadline() -> std::time::Duration {
+    // qemu-user runs AArch64 code 5-20x slower.
+    let secs = if cfg!(target_arch = "aarch64") {
+        120
+    } else {
+        30
+    };
+    std::time::Duration::from_secs(secs)
+}
+
+/// Run `f` on its own thread and wait for it at most [`deadline`]. A panic
+/// in `f` fails the test with `f`'s own message; a hang fails it with
+/// "`what` did not finish within ...: lost wake-up?" instead of hanging the
+/// test run (the stuck thread is left behind; the test has failed anyway).
+pub fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    use std::sync::mpsc;
+    let (tx, rx) = mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(deadline()) {
+        Ok(value) => value,
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            let payload = worker.join().expect_err("no value and no panic");
+            std::panic::resume_unwind(payload)
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!(
+            "{what} did not finish within {:?}: the wake-up never came (lost wake-up?)",
+            deadline()
+        ),
+    }
+}
