@@ -95,6 +95,7 @@ impl Timers {
     /// Wake phase for timers: remove every timer whose deadline is at or
     /// before `now` and wake its task. Returns how many fired.
     pub(crate) fn fire_expired(&self, now: Instant, buffer: &mut Vec<Waker>) -> usize {
+        // ANCHOR: lab_5_3_fire
         {
             let mut map = self.lock();
             while let Some(entry) = map.wakers.first_entry() {
@@ -110,6 +111,7 @@ impl Timers {
             crate::unwind::contain(move || waker.wake());
         }
         fired
+        // ANCHOR_END: lab_5_3_fire
     }
     // ANCHOR_END: fire
 }

@@ -146,6 +146,7 @@ impl State {
     /// to scheduled, in which case the caller (and only the caller) must put
     /// it on a run queue.
     pub(crate) fn transition_to_notified(&self) -> bool {
+        // ANCHOR: lab_5_2_notified
         let result = self.update(|s| {
             if s & (COMPLETE | NOTIFIED) != 0 {
                 None // done, or already going to be polled again
@@ -154,6 +155,7 @@ impl State {
             }
         });
         matches!(result, Ok(prev) if prev.0 & RUNNING == 0)
+        // ANCHOR_END: lab_5_2_notified
     }
     // ANCHOR_END: transition_to_notified
 
@@ -161,6 +163,7 @@ impl State {
     /// Poll phase begins: scheduled -> running. Clears NOTIFIED, so a wake
     /// that arrives during the poll is seen by [`State::transition_to_idle`].
     pub(crate) fn transition_to_running(&self) -> StartRun {
+        // ANCHOR: lab_5_2_running
         let result = self.update(|s| {
             if s & (RUNNING | COMPLETE) != 0 {
                 None
@@ -173,6 +176,7 @@ impl State {
             Ok(_) => StartRun::Poll,
             Err(_) => StartRun::Skip,
         }
+        // ANCHOR_END: lab_5_2_running
     }
     // ANCHOR_END: transition_to_running
 
@@ -180,6 +184,7 @@ impl State {
     /// Poll phase ends with `Pending`: running -> idle, or notified ->
     /// scheduled (NOTIFIED stays set and the caller requeues the task).
     pub(crate) fn transition_to_idle(&self) -> EndRun {
+        // ANCHOR: lab_5_2_idle
         let result = self.update(|s| {
             debug_assert!(s & RUNNING != 0);
             if s & CANCELLED != 0 {
@@ -193,6 +198,7 @@ impl State {
             Ok(prev) if prev.0 & NOTIFIED != 0 => EndRun::Requeue,
             Ok(_) => EndRun::Idle,
         }
+        // ANCHOR_END: lab_5_2_idle
     }
     // ANCHOR_END: transition_to_idle
 

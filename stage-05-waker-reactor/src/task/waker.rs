@@ -32,11 +32,13 @@ static TASK_WAKER_VTABLE: RawWakerVTable =
 
 /// `clone`: one more reference to the same task.
 unsafe fn clone_waker(data: *const ()) -> RawWaker {
+    // ANCHOR: lab_5_1_clone
     // SAFETY: `data` is the header pointer of a live task: the waker being
     // cloned owns (or borrows, in `run`) a reference to it.
     let header = unsafe { &*data.cast::<Header>() };
     header.ref_inc();
     RawWaker::new(data, &TASK_WAKER_VTABLE)
+    // ANCHOR_END: lab_5_1_clone
 }
 
 /// `wake`: wake phase, by value: a wake by reference, then the waker's
@@ -48,18 +50,21 @@ unsafe fn clone_waker(data: *const ()) -> RawWaker {
 /// `schedule` is still running here with `&self` pointing into the task.
 /// Holding our own reference until `schedule` returns keeps both alive.
 unsafe fn wake(data: *const ()) {
+    // ANCHOR: lab_5_1_wake
     // SAFETY: the waker owns a reference, which it keeps during the wake
     // and gives up just after.
     unsafe {
         wake_by_ref(data);
         drop_waker(data);
     }
+    // ANCHOR_END: lab_5_1_wake
 }
 
 /// `wake_by_ref`: wake phase, keeping the waker. Only if the task must be
 /// queued does it take a new reference, for the queue; the waker's own
 /// reference keeps the task alive while `schedule` runs.
 unsafe fn wake_by_ref(data: *const ()) {
+    // ANCHOR: lab_5_1_wake_by_ref
     let ptr = header_ptr(data);
     // SAFETY: the waker owns (or borrows) a reference, so the header is live.
     let header = unsafe { ptr.as_ref() };
@@ -68,12 +73,15 @@ unsafe fn wake_by_ref(data: *const ()) {
         // SAFETY: we hand the new reference to the scheduler.
         unsafe { (header.vtable().schedule)(ptr) };
     }
+    // ANCHOR_END: lab_5_1_wake_by_ref
 }
 
 /// `drop`: one reference less.
 unsafe fn drop_waker(data: *const ()) {
+    // ANCHOR: lab_5_1_drop
     // SAFETY: the waker owns a reference, which it gives up here.
     unsafe { Header::ref_dec(header_ptr(data), 1) };
+    // ANCHOR_END: lab_5_1_drop
 }
 // ANCHOR_END: vtable
 
