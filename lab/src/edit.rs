@@ -99,6 +99,32 @@ fn backup_dir(root: &Path) -> PathBuf {
     state::dir(root).join("verify-backup")
 }
 
+/// What `verify` wrote into a file while a lab is blanked, so that a later
+/// run puts the original back only over that, never over your edits.
+fn written_dir(root: &Path) -> PathBuf {
+    state::dir(root).join("verify-written")
+}
+
+/// Remember what `verify` has just written.
+pub fn note_written(root: &Path, files: &Files) -> Result<(), String> {
+    for (path, text) in &files.texts {
+        let note = written_dir(root).join(crate::registry::relative(root, path));
+        state::write(&note, text).map_err(|e| format!("{}: {e}", note.display()))?;
+    }
+    Ok(())
+}
+
+/// `verify` has put these files back itself.
+pub fn forget_written(root: &Path, paths: &[PathBuf]) -> Result<(), String> {
+    for path in paths {
+        let note = written_dir(root).join(crate::registry::relative(root, path));
+        if note.exists() {
+            std::fs::remove_file(&note).map_err(|e| format!("{}: {e}", note.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// Keep a copy of each file before `verify` changes it.
 pub fn back_up(root: &Path, paths: &[PathBuf]) -> Result<(), String> {
     let dir = backup_dir(root);
@@ -144,6 +170,20 @@ pub fn restore_backup(root: &Path) -> Result<Vec<String>, String> {
             }
             let name = crate::registry::relative(&dir, &copy);
             let original = root.join(&name);
+            // Written by a verify that was killed: put back only what it wrote.
+            if let Ok(written) = std::fs::read_to_string(written_dir(root).join(&name))
+                && std::fs::read_to_string(&original).ok() != Some(written)
+            {
+                let kept = state::dir(root).join("verify-kept").join(&name);
+                state::write(&kept, &std::fs::read_to_string(&copy).unwrap_or_default())
+                    .map_err(|e| format!("{}: {e}", kept.display()))?;
+                println!(
+                    "({name} changed since an interrupted `cargo lab verify` blanked it: \
+                     left as it is; the original is in {})",
+                    crate::registry::relative(root, &kept)
+                );
+                continue;
+            }
             let text =
                 std::fs::read_to_string(&copy).map_err(|e| format!("{}: {e}", copy.display()))?;
             let modified = std::fs::metadata(&copy)
@@ -155,6 +195,7 @@ pub fn restore_backup(root: &Path) -> Result<Vec<String>, String> {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(written_dir(root));
     restored.sort();
     Ok(restored)
 }

@@ -472,36 +472,18 @@ fn verify(root: &Path, labs: &[&Lab]) -> Result<ExitCode, String> {
         stop_at_first_failure: true,
         live: false,
     };
+    // Every region must be found before any file is touched.
+    for lab in labs {
+        Files::read(lab)?.bodies(lab)?;
+    }
     let mut problems = Vec::new();
     println!("Blanked, each lab must fail a grading test:");
     for lab in labs {
-        let paths: Vec<PathBuf> = files_of(lab);
-        edit::back_up(root, &paths)?;
+        edit::back_up(root, &files_of(lab))?;
         let originals = Files::read(lab)?;
-        let mut blanked = Files::read(lab)?;
-        blanked.set_bodies(lab, &vec![None; lab.regions.len()])?;
-        blanked.write()?;
-        let outcome = match grade::build(root, lab, &blank, false) {
-            Err(output) => Err(format!("its stubs do not compile:\n{output}")),
-            Ok(()) => match grade::run(root, lab, &blank)? {
-                verdicts if verdicts.iter().any(|v| !v.passed) => {
-                    let failed = verdicts
-                        .iter()
-                        .find(|v| !v.passed && v.reported)
-                        .or_else(|| verdicts.iter().find(|v| !v.passed))
-                        .expect("one failed");
-                    match first_line(&failed.message) {
-                        "" => Ok(format!("{} fails", failed.test)),
-                        why => Ok(format!("{} fails: {why}", failed.test)),
-                    }
-                }
-                _ => Err(
-                    "every grading test passes with the stubs in place: the grader cannot fail"
-                        .to_string(),
-                ),
-            },
-        };
+        let outcome = blank_and_grade(root, lab, &blank);
         originals.write()?;
+        edit::forget_written(root, &files_of(lab))?;
         match outcome {
             Ok(note) => println!("  lab {:<5} ok   ({note})", lab.id),
             Err(e) => {
@@ -558,6 +540,29 @@ fn verify(root: &Path, labs: &[&Lab]) -> Result<ExitCode, String> {
         }
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// Put the lab's stubs in, build, and run its graders until one fails.
+/// Returns which test failed; an error when the stubs do not compile or
+/// every test passes with them.
+fn blank_and_grade(root: &Path, lab: &Lab, options: &grade::Options) -> Result<String, String> {
+    let mut blanked = Files::read(lab)?;
+    blanked.set_bodies(lab, &vec![None; lab.regions.len()])?;
+    blanked.write()?;
+    edit::note_written(root, &blanked)?;
+    if let Err(output) = grade::build(root, lab, options, false) {
+        return Err(format!("its stubs do not compile:\n{output}"));
+    }
+    let verdicts = grade::run(root, lab, options)?;
+    let failed = verdicts
+        .iter()
+        .find(|v| !v.passed && v.reported)
+        .or_else(|| verdicts.iter().find(|v| !v.passed))
+        .ok_or("every grading test passes with the stubs in place: the grader cannot fail")?;
+    Ok(match first_line(&failed.message) {
+        "" => format!("{} fails", failed.test),
+        why => format!("{} fails: {why}", failed.test),
+    })
 }
 
 fn files_of(lab: &Lab) -> Vec<PathBuf> {
