@@ -7,39 +7,62 @@
 //!
 //! It is built for the word count's shape (millions of emits, a few thousand
 //! distinct keys): one hash lookup per emit, no allocation unless the key is
-//! new, values packed into one `String` per key. With a combiner
-//! ([`App::combines`]), a key's values are reduced early whenever
-//! [`COMBINE_AT`] have piled up, so memory stays proportional to the number of
-//! distinct keys, not of emits.
+//! new, values packed into one buffer per key, and a value equal to the one
+//! before it stored as a count, not again. With a combiner
+//! ([`App::combines`]), a key's values are reduced early whenever they take
+//! more than [`COMBINE_BYTES`], so memory stays proportional to the number
+//! of distinct keys, not of emits.
 
 use std::collections::HashMap;
 
 use crate::app::{App, Context};
 use crate::hash::FnvBuildHasher;
 
-/// With a combiner, a key's values are reduced in place once this many
-/// have accumulated.
-pub const COMBINE_AT: usize = 64;
+/// With a combiner, a key's values are reduced in place once their buffer
+/// holds this many bytes.
+pub const COMBINE_BYTES: usize = 256;
 
-/// All values of one key, packed into one buffer, each behind its length.
+// ANCHOR: value_list
+/// All values of one key, packed into one buffer as *runs*: a value, and
+/// how many times in a row it was pushed.
 ///
 /// ```text
-///   values "1", "40", "":   buf = [1] '1' [2] '4' '0' [0]      len = 3
-///                                 └ length as a LEB128 varint: one byte below 128
+///   push "1" "1" "1" "40":   buf = [3 0 0 0] [1] '1'  [1 0 0 0] [2] '4' '0'     len = 4
+///                                  │         └ length, a LEB128 varint (one byte below 128)
+///                                  └ repeat count, u32 little-endian
+///                                                     ▲ last: where the newest run starts
 /// ```
 ///
-/// One buffer per key, not one per value: an emit appends a few bytes to
-/// memory the key already owns, and a key with one short value costs one
-/// small allocation.
+/// One buffer per key, not one per value; and the word count's millions of
+/// `"1"`s cost one compare and one increment each: a run of equal values is
+/// one entry however long it grows.
 #[derive(Debug, Clone, Default)]
 pub struct ValueList {
     buf: Vec<u8>,
+    /// Values pushed (the sum of the runs' counts).
     len: usize,
+    /// Offset of the newest run in `buf` (meaningless while `buf` is empty).
+    last: usize,
 }
 
 impl ValueList {
     /// Appends one value.
     pub fn push(&mut self, value: &str) {
+        self.len += 1;
+        if let Some(run) = self.buf.get_mut(self.last..) {
+            // The newest run reaches to the end of the buffer.
+            let (count, rest) = run.split_at_mut(4.min(run.len()));
+            let (_, width) = read_varint(rest);
+            if let Ok(count) = <&mut [u8; 4]>::try_from(count)
+                && &rest[width..] == value.as_bytes()
+                && *count != [0xff; 4]
+            {
+                *count = (u32::from_le_bytes(*count) + 1).to_le_bytes();
+                return;
+            }
+        }
+        self.last = self.buf.len();
+        self.buf.extend_from_slice(&1u32.to_le_bytes());
         let mut n = value.len();
         while n >= 0x80 {
             self.buf.push((n as u8) | 0x80);
@@ -47,8 +70,8 @@ impl ValueList {
         }
         self.buf.push(n as u8);
         self.buf.extend_from_slice(value.as_bytes());
-        self.len += 1;
     }
+    // ANCHOR_END: value_list
 
     /// How many values.
     pub fn len(&self) -> usize {
@@ -60,10 +83,16 @@ impl ValueList {
         self.len == 0
     }
 
+    /// Bytes the values take.
+    pub fn bytes(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Forgets every value, keeping the memory for reuse.
     pub fn clear(&mut self) {
         self.buf.clear();
         self.len = 0;
+        self.last = 0;
     }
 
     /// A borrowed view, the shape `reduce` receives.
@@ -80,6 +109,18 @@ impl ValueList {
         self.clear();
         self.push(&combined);
     }
+}
+
+/// Reads a LEB128 varint from the front of `bytes`: (value, bytes used).
+fn read_varint(bytes: &[u8]) -> (usize, usize) {
+    let mut n = 0usize;
+    for (i, &b) in bytes.iter().enumerate() {
+        n |= usize::from(b & 0x7f).checked_shl(7 * i as u32).unwrap_or(0);
+        if b < 0x80 {
+            return (n, i + 1);
+        }
+    }
+    (n, bytes.len())
 }
 
 // ANCHOR: values
@@ -101,25 +142,27 @@ impl<'a> Values<'a> {
         self.len == 0
     }
 
-    /// The values in the order they were gathered.
+    /// The values in the order they were gathered, each as often as it
+    /// was pushed.
     pub fn iter(&self) -> impl Iterator<Item = &'a str> + 'a {
+        self.runs()
+            .flat_map(|(value, count)| std::iter::repeat_n(value, count as usize))
+    }
+
+    /// The values as runs: each value with how many times in a row it was
+    /// pushed. A reduce that only adds (a word count) can multiply instead
+    /// of visiting every copy.
+    pub fn runs(&self) -> impl Iterator<Item = (&'a str, u64)> + 'a {
         let mut rest = self.buf;
-        (0..self.len).map(move |_| {
-            let mut n = 0usize;
-            let mut shift = 0;
-            while let Some((&b, tail)) = rest.split_first() {
-                rest = tail;
-                n |= usize::from(b & 0x7f) << shift;
-                shift += 7;
-                if b < 0x80 {
-                    break;
-                }
-            }
-            let (value, tail) = rest.split_at(n.min(rest.len()));
+        std::iter::from_fn(move || {
+            let (count, tail) = rest.split_first_chunk::<4>()?;
+            let (n, width) = read_varint(tail);
+            let (value, tail) = tail[width..].split_at(n.min(tail.len() - width));
             rest = tail;
             // Every value was pushed as a &str, so this cannot fail; ""
             // keeps the library panic-free all the same.
-            std::str::from_utf8(value).unwrap_or("")
+            let value = std::str::from_utf8(value).unwrap_or("");
+            Some((value, u64::from(u32::from_le_bytes(*count))))
         })
     }
 
@@ -173,7 +216,7 @@ impl Groups {
                 self.live += 1; // a key kept from an earlier task
             }
             list.push(value);
-            if self.combine && list.len() >= COMBINE_AT {
+            if self.combine && list.bytes() >= COMBINE_BYTES {
                 list.combine(app, cx, key);
             }
         } else {
@@ -300,6 +343,29 @@ mod tests {
         list.clear();
         list.push("again");
         assert_eq!(list.values().to_vec(), ["again"]);
+    }
+
+    #[test]
+    fn equal_values_in_a_row_are_stored_once_and_come_back_as_often_as_pushed() {
+        let mut list = ValueList::default();
+        for v in ["1", "1", "1", "40", "1", "1", "ab", "a", "a"] {
+            list.push(v);
+        }
+        assert_eq!(list.len(), 9);
+        assert_eq!(
+            list.values().to_vec(),
+            ["1", "1", "1", "40", "1", "1", "ab", "a", "a"]
+        );
+        let runs: Vec<_> = list.values().runs().collect();
+        assert_eq!(runs, [("1", 3), ("40", 1), ("1", 2), ("ab", 1), ("a", 2)]);
+
+        let mut ones = ValueList::default();
+        for _ in 0..1_000_000 {
+            ones.push("1");
+        }
+        assert_eq!(ones.len(), 1_000_000);
+        assert_eq!(ones.bytes(), 6, "a million equal values are one run");
+        assert_eq!(ones.values().runs().collect::<Vec<_>>(), [("1", 1_000_000)]);
     }
 
     #[test]
