@@ -13,7 +13,10 @@
 //! more than [`COMBINE_BYTES`], so memory stays proportional to the number
 //! of distinct keys, not of emits.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
 
 use crate::app::{App, Context};
 use crate::hash::FnvBuildHasher;
@@ -38,7 +41,7 @@ pub const COMBINE_BYTES: usize = 256;
 /// one entry however long it grows.
 #[derive(Debug, Clone, Default)]
 pub struct ValueList {
-    buf: Vec<u8>,
+    buf: SmallBytes,
     /// Values pushed (the sum of the runs' counts).
     len: usize,
     /// Offset of the newest run in `buf` (meaningless while `buf` is empty).
@@ -49,7 +52,7 @@ impl ValueList {
     /// Appends one value.
     pub fn push(&mut self, value: &str) {
         self.len += 1;
-        if let Some(run) = self.buf.get_mut(self.last..) {
+        if let Some(run) = self.buf.as_mut_slice().get_mut(self.last..) {
             // The newest run reaches to the end of the buffer.
             let (count, rest) = run.split_at_mut(4.min(run.len()));
             let (_, width) = read_varint(rest);
@@ -62,13 +65,17 @@ impl ValueList {
             }
         }
         self.last = self.buf.len();
-        self.buf.extend_from_slice(&1u32.to_le_bytes());
+        // The run's header: count 1, then the value's length as a varint.
+        let mut head = [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let mut used = 4;
         let mut n = value.len();
         while n >= 0x80 {
-            self.buf.push((n as u8) | 0x80);
+            head[used] = (n as u8) | 0x80;
+            used += 1;
             n >>= 7;
         }
-        self.buf.push(n as u8);
+        head[used] = n as u8;
+        self.buf.extend_from_slice(&head[..used + 1]);
         self.buf.extend_from_slice(value.as_bytes());
     }
     // ANCHOR_END: value_list
@@ -98,7 +105,7 @@ impl ValueList {
     /// A borrowed view, the shape `reduce` receives.
     pub fn values(&self) -> Values<'_> {
         Values {
-            buf: &self.buf,
+            buf: self.buf.as_slice(),
             len: self.len,
         }
     }
@@ -108,6 +115,72 @@ impl ValueList {
         let combined = app.reduce(cx, key, self.values());
         self.clear();
         self.push(&combined);
+    }
+}
+
+/// Value bytes kept inside the entry itself while they fit.
+const INLINE_VALUES: usize = 22;
+
+/// A byte buffer inside the table's entry up to [`INLINE_VALUES`] bytes, on
+/// the heap beyond. A word count's run of `"1"`s takes 6 bytes, so most
+/// keys never allocate for their values, and an emit touches the entry's
+/// memory only (see [`Key`] for why that matters).
+#[derive(Debug, Clone)]
+enum SmallBytes {
+    Inline(u8, [u8; INLINE_VALUES]),
+    Heap(Vec<u8>),
+}
+
+impl Default for SmallBytes {
+    fn default() -> Self {
+        SmallBytes::Inline(0, [0; INLINE_VALUES])
+    }
+}
+
+impl SmallBytes {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            SmallBytes::Inline(len, bytes) => &bytes[..usize::from(*len)],
+            SmallBytes::Heap(vec) => vec,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        match self {
+            SmallBytes::Inline(len, bytes) => &mut bytes[..usize::from(*len)],
+            SmallBytes::Heap(vec) => vec,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    fn extend_from_slice(&mut self, more: &[u8]) {
+        match self {
+            SmallBytes::Inline(len, bytes) => {
+                let old = usize::from(*len);
+                let new = old + more.len();
+                if new <= INLINE_VALUES {
+                    bytes[old..new].copy_from_slice(more);
+                    *len = new as u8;
+                } else {
+                    let mut vec = Vec::with_capacity(new.max(2 * INLINE_VALUES));
+                    vec.extend_from_slice(&bytes[..old]);
+                    vec.extend_from_slice(more);
+                    *self = SmallBytes::Heap(vec);
+                }
+            }
+            SmallBytes::Heap(vec) => vec.extend_from_slice(more),
+        }
+    }
+
+    /// Empties the buffer; a heap buffer keeps its memory for reuse.
+    fn clear(&mut self) {
+        match self {
+            SmallBytes::Inline(len, _) => *len = 0,
+            SmallBytes::Heap(vec) => vec.clear(),
+        }
     }
 }
 
@@ -173,6 +246,86 @@ impl<'a> Values<'a> {
 }
 // ANCHOR_END: values
 
+// ANCHOR: key
+/// Keys up to this many bytes live inside the table's entry.
+const INLINE_KEY: usize = 22;
+
+/// A key of the table: kept inside the entry itself when it is short (most
+/// words are), on the heap when it is not.
+///
+/// A lookup compares the word with the key it finds. With the key behind a
+/// pointer (`Box<str>`), that compare first fetches a second piece of
+/// memory, far from the entry, and a table of tens of thousands of words
+/// does not fit in the CPU's caches: a cache miss per word. Inline, the
+/// compare reads the cache line the lookup has just loaded.
+#[derive(Clone)]
+enum Key {
+    /// `bytes[..len]` is a copy of a `str`: valid UTF-8.
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE_KEY],
+    },
+    Heap(Box<str>),
+}
+
+impl Key {
+    fn new(key: &str) -> Key {
+        if key.len() <= INLINE_KEY {
+            let mut bytes = [0; INLINE_KEY];
+            bytes[..key.len()].copy_from_slice(key.as_bytes());
+            Key::Inline {
+                len: key.len() as u8,
+                bytes,
+            }
+        } else {
+            Key::Heap(key.into())
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Key::Inline { len, bytes } => {
+                let bytes = &bytes[..usize::from(*len)];
+                // SAFETY: `bytes` was copied from a `str` in `Key::new` and
+                // never changes (the fields are private to this module), so
+                // it is valid UTF-8; a checked conversion here would cost a
+                // pass over the key on every lookup.
+                unsafe { std::str::from_utf8_unchecked(bytes) }
+            }
+            Key::Heap(key) => key,
+        }
+    }
+}
+// ANCHOR_END: key
+
+// A `HashMap<Key, _>` may be searched with a `&str` (`Borrow<str>`) only
+// if a key and its `str` are equal, and hash, alike: both go through `as_str`.
+impl Borrow<str> for Key {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Key {}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
 /// Reused tables forget their keys when they hold more than this many
 /// (see [`Groups::reset`]).
 pub const KEEP_KEYS: usize = 1 << 20;
@@ -185,7 +338,7 @@ pub const KEEP_KEYS: usize = 1 << 20;
 #[derive(Debug, Default)]
 pub struct Groups {
     combine: bool,
-    table: HashMap<Box<str>, ValueList, FnvBuildHasher>,
+    table: HashMap<Key, ValueList, FnvBuildHasher>,
     /// Keys with at least one value.
     live: usize,
 }
@@ -222,7 +375,7 @@ impl Groups {
         } else {
             let mut list = ValueList::default();
             list.push(value);
-            self.table.insert(key.into(), list);
+            self.table.insert(Key::new(key), list);
             self.live += 1;
         }
     }
@@ -252,7 +405,7 @@ impl Groups {
         if self.combine {
             for (key, list) in self.table.iter_mut() {
                 if list.len() > 1 {
-                    list.combine(app, cx, key);
+                    list.combine(app, cx, key.as_str());
                 }
             }
         }
@@ -275,6 +428,7 @@ impl Groups {
             .table
             .into_iter()
             .filter(|(_, list)| !list.is_empty())
+            .map(|(key, list)| (Box::<str>::from(key.as_str()), list))
             .collect();
         all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         all
@@ -286,8 +440,8 @@ impl Groups {
     pub fn sorted_partitions(&self, n: u32) -> Vec<Vec<(&str, &ValueList)>> {
         let mut parts: Vec<Vec<_>> = (0..n.max(1)).map(|_| Vec::new()).collect();
         for (key, list) in self.table.iter().filter(|(_, list)| !list.is_empty()) {
-            let part = crate::hash::partition(key, n) as usize;
-            parts[part].push((sort_prefix(key), &**key, list));
+            let part = crate::hash::partition(key.as_str(), n) as usize;
+            parts[part].push((sort_prefix(key.as_str()), key.as_str(), list));
         }
         parts
             .into_iter()
@@ -366,6 +520,35 @@ mod tests {
         assert_eq!(ones.len(), 1_000_000);
         assert_eq!(ones.bytes(), 6, "a million equal values are one run");
         assert_eq!(ones.values().runs().collect::<Vec<_>>(), [("1", 1_000_000)]);
+    }
+
+    #[test]
+    fn short_and_long_keys_are_found_again_and_kept_apart() {
+        let cx = Context {
+            dir: Path::new("."),
+        };
+        // Around the inline limit, in bytes and in multi-byte characters.
+        let keys: Vec<String> = (0..=INLINE_KEY + 2)
+            .map(|n| "k".repeat(n))
+            .chain((9..=12).map(|n| "ä".repeat(n)))
+            .collect();
+        let mut g = Groups::new(true);
+        for round in 0..3 {
+            for key in &keys {
+                g.emit(&WordCount, &cx, key, "1");
+            }
+            assert_eq!(g.len(), keys.len(), "round {round}: no key twice");
+        }
+        let mut expect: Vec<&str> = keys.iter().map(String::as_str).collect();
+        expect.sort_unstable();
+        let sorted = g.into_sorted();
+        let got: Vec<&str> = sorted.iter().map(|(k, _)| &**k).collect();
+        assert_eq!(got, expect);
+        assert!(
+            sorted
+                .iter()
+                .all(|(_, v)| v.values().to_vec() == ["1", "1", "1"])
+        );
     }
 
     #[test]
