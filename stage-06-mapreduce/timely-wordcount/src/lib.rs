@@ -40,6 +40,10 @@ use timely::dataflow::operators::vec::ToStream;
 /// One output line: a word and how often it occurs.
 pub type Count = (String, u64);
 
+/// Starts the key of a record that reports a failed input instead of a
+/// word: a word is made of letters, so it can never start with NUL.
+const ERROR_MARK: char = '\0';
+
 // ANCHOR: dataflow
 /// Counts the words of `files` with the workers `config` describes (threads
 /// of this process, or processes that find each other through a host file).
@@ -53,9 +57,9 @@ pub fn word_count(
 ) -> Result<Option<Vec<Count>>, String> {
     let guards = timely::execute(config, move |worker| {
         let (index, peers) = (worker.index(), worker.peers());
-        let failed: Rc<RefCell<Option<String>>> = Rc::default();
         let collected: Rc<RefCell<Vec<Count>>> = Rc::default();
-        let (files, failed_in_map) = (files.clone(), failed.clone());
+        let failed_here: Rc<RefCell<Option<String>>> = Rc::default();
+        let (files, failed_in_map) = (files.clone(), failed_here.clone());
         let collected_in_sink = collected.clone();
 
         worker.dataflow::<(), _, _>(move |scope| {
@@ -71,7 +75,12 @@ pub fn word_count(
                             for &i in data.iter() {
                                 match count_words(&files[i], &mut buf) {
                                     Ok(counts) => session.give_iterator(counts.into_iter()),
-                                    Err(e) => *failed_in_map.borrow_mut() = Some(e),
+                                    // An error travels as data, so that worker 0
+                                    // learns of it even from another process.
+                                    Err(e) => {
+                                        session.give((format!("{ERROR_MARK}{e}"), 0));
+                                        *failed_in_map.borrow_mut() = Some(e);
+                                    }
                                 }
                             }
                         });
@@ -112,11 +121,17 @@ pub fn word_count(
         while worker.has_dataflows() {
             worker.step_or_park(None);
         }
-        if let Some(e) = failed.borrow_mut().take() {
-            return Err(e);
+        if let Some(error) = failed_here.take() {
+            return Err(error);
         }
         let mut all = collected.take();
         all.sort_unstable();
+        // Sorted, the error records (if any) come first.
+        if let Some((error, _)) = all.first()
+            && let Some(error) = error.strip_prefix(ERROR_MARK)
+        {
+            return Err(error.to_string());
+        }
         Ok((index == 0).then_some(all))
     })?;
     let mut result = None;

@@ -162,3 +162,43 @@ fn a_missing_input_is_one_clear_line_and_a_failure() {
     assert!(!dir.join("out.txt").exists(), "no output for a failed job");
     fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn an_input_one_process_cannot_read_fails_the_job_in_process_zero_too() {
+    let dir = temp_dir("unreadable");
+    let mut files = inputs(&dir);
+    // Opening a directory succeeds, reading it fails: the check before the
+    // job passes, and the worker that reads it (worker 1, in process 1)
+    // fails in the middle of the job.
+    fs::create_dir_all(dir.join("a-directory")).unwrap();
+    files.insert(1, dir.join("a-directory").to_str().unwrap().to_string());
+    let [p0, p1] = two_free_ports();
+    let hosts = dir.join("hosts.txt");
+    fs::write(&hosts, format!("127.0.0.1:{p0}\n127.0.0.1:{p1}\n")).unwrap();
+    let out = dir.join("timely-out.txt");
+
+    let start = Instant::now();
+    let mut children: Vec<Child> = (0..2)
+        .map(|p| {
+            Command::new(env!("CARGO_BIN_EXE_timely-wordcount"))
+                .args(["-n", "2", "-p", &p.to_string(), "-h"])
+                .arg(&hosts)
+                .arg("--out")
+                .arg(&out)
+                .args(&files)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (p, child) in children.iter_mut().enumerate() {
+        let status = wait_for(child, &format!("process {p}"), start);
+        assert!(
+            !status.success(),
+            "process {p} exited with {status}, but the job lost an input"
+        );
+    }
+    assert!(!out.exists(), "process 0 wrote counts that miss an input");
+    fs::remove_dir_all(&dir).unwrap();
+}
