@@ -26,6 +26,13 @@ hosts=$(mktemp)
 trap 'rm -f "$hosts"; kill $(jobs -p) 2>/dev/null || true' EXIT
 for p in $ports; do echo "127.0.0.1:$p"; done > "$hosts"
 
+# Process 0 first: process 1 connects to it, and retries only a second
+# later if 0 is not listening yet.
+"$bin" -n 2 -p 0 -h "$hosts" --out "$out" "$@" &
+p0=$!
 "$bin" -n 2 -p 1 -h "$hosts" --out "$out" "$@" 2>/dev/null &
-"$bin" -n 2 -p 0 -h "$hosts" --out "$out" "$@"
-wait
+p1=$!
+status=0
+wait "$p0" || status=$?
+wait "$p1" || status=$?
+exit "$status"
