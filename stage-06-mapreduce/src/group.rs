@@ -552,6 +552,19 @@ mod tests {
     }
 
     #[test]
+    fn a_run_that_reaches_the_largest_count_goes_on_in_a_new_run() {
+        let mut list = ValueList::default();
+        list.push("1");
+        // Pretend u32::MAX - 1 values were pushed (four billion pushes would
+        // take too long): the count is the run's first four bytes.
+        list.buf.as_mut_slice()[..4].copy_from_slice(&(u32::MAX - 1).to_le_bytes());
+        list.push("1");
+        list.push("1");
+        let runs: Vec<_> = list.values().runs().collect();
+        assert_eq!(runs, [("1", u64::from(u32::MAX)), ("1", 1)]);
+    }
+
+    #[test]
     fn long_values_survive_the_length_prefix() {
         let long = "x".repeat(300);
         let longer = "y".repeat(70_000);
