@@ -118,8 +118,10 @@ impl ValueList {
     }
 }
 
-/// Value bytes kept inside the entry itself while they fit.
-const INLINE_VALUES: usize = 22;
+/// Value bytes kept inside the entry itself while they fit: 30 makes the
+/// inline form (a tag, a length, the bytes) as big as the heap form's
+/// tag and `Vec`, so the space is free.
+const INLINE_VALUES: usize = 30;
 
 /// A byte buffer inside the table's entry up to [`INLINE_VALUES`] bytes, on
 /// the heap beyond. A word count's run of `"1"`s takes 6 bytes, so most
