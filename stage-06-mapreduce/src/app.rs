@@ -122,8 +122,12 @@ impl App for WordCount {
     }
 
     fn reduce(&self, _cx: &Context<'_>, _key: &str, values: Values<'_>) -> String {
-        // Values are "1" from map, or partial sums from the combiner.
-        let total: u64 = values.iter().map(|v| v.parse::<u64>().unwrap_or(0)).sum();
+        // Values are "1" from map, or partial sums from the combiner; a run
+        // of n equal values counts n times.
+        let total: u64 = values
+            .runs()
+            .map(|(v, n)| v.parse::<u64>().unwrap_or(0).saturating_mul(n))
+            .fold(0, u64::saturating_add);
         total.to_string()
     }
 

@@ -7,48 +7,78 @@
 //!
 //! It is built for the word count's shape (millions of emits, a few thousand
 //! distinct keys): one hash lookup per emit, no allocation unless the key is
-//! new, values packed into one `String` per key. With a combiner
-//! ([`App::combines`]), a key's values are reduced early whenever
-//! [`COMBINE_AT`] have piled up, so memory stays proportional to the number of
-//! distinct keys, not of emits.
+//! new, values packed into one buffer per key, and a value equal to the one
+//! before it stored as a count, not again. With a combiner
+//! ([`App::combines`]), a key's values are reduced early whenever they take
+//! more than [`COMBINE_BYTES`], so memory stays proportional to the number
+//! of distinct keys, not of emits.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
 
 use crate::app::{App, Context};
 use crate::hash::FnvBuildHasher;
 
-/// With a combiner, a key's values are reduced in place once this many
-/// have accumulated.
-pub const COMBINE_AT: usize = 64;
+/// With a combiner, a key's values are reduced in place once their buffer
+/// holds this many bytes.
+pub const COMBINE_BYTES: usize = 256;
 
-/// All values of one key, packed into one buffer, each behind its length.
+// ANCHOR: value_list
+/// All values of one key, packed into one buffer as *runs*: a value, and
+/// how many times in a row it was pushed.
 ///
 /// ```text
-///   values "1", "40", "":   buf = [1] '1' [2] '4' '0' [0]      len = 3
-///                                 └ length as a LEB128 varint: one byte below 128
+///   push "1" "1" "1" "40":   buf = [3 0 0 0] [1] '1'  [1 0 0 0] [2] '4' '0'     len = 4
+///                                  │         └ length, a LEB128 varint (one byte below 128)
+///                                  └ repeat count, u32 little-endian
+///                                                     ▲ last: where the newest run starts
 /// ```
 ///
-/// One buffer per key, not one per value: an emit appends a few bytes to
-/// memory the key already owns, and a key with one short value costs one
-/// small allocation.
+/// One buffer per key, not one per value; and the word count's millions of
+/// `"1"`s cost one compare and one increment each: a run of equal values is
+/// one entry however long it grows.
 #[derive(Debug, Clone, Default)]
 pub struct ValueList {
-    buf: Vec<u8>,
+    buf: SmallBytes,
+    /// Values pushed (the sum of the runs' counts).
     len: usize,
+    /// Offset of the newest run in `buf` (meaningless while `buf` is empty).
+    last: usize,
 }
 
 impl ValueList {
     /// Appends one value.
     pub fn push(&mut self, value: &str) {
+        self.len += 1;
+        if let Some(run) = self.buf.as_mut_slice().get_mut(self.last..) {
+            // The newest run reaches to the end of the buffer.
+            let (count, rest) = run.split_at_mut(4.min(run.len()));
+            let (_, width) = read_varint(rest);
+            if let Ok(count) = <&mut [u8; 4]>::try_from(count)
+                && &rest[width..] == value.as_bytes()
+                && *count != [0xff; 4]
+            {
+                *count = (u32::from_le_bytes(*count) + 1).to_le_bytes();
+                return;
+            }
+        }
+        self.last = self.buf.len();
+        // The run's header: count 1, then the value's length as a varint.
+        let mut head = [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let mut used = 4;
         let mut n = value.len();
         while n >= 0x80 {
-            self.buf.push((n as u8) | 0x80);
+            head[used] = (n as u8) | 0x80;
+            used += 1;
             n >>= 7;
         }
-        self.buf.push(n as u8);
+        head[used] = n as u8;
+        self.buf.extend_from_slice(&head[..used + 1]);
         self.buf.extend_from_slice(value.as_bytes());
-        self.len += 1;
     }
+    // ANCHOR_END: value_list
 
     /// How many values.
     pub fn len(&self) -> usize {
@@ -60,16 +90,22 @@ impl ValueList {
         self.len == 0
     }
 
+    /// Bytes the values take.
+    pub fn bytes(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Forgets every value, keeping the memory for reuse.
     pub fn clear(&mut self) {
         self.buf.clear();
         self.len = 0;
+        self.last = 0;
     }
 
     /// A borrowed view, the shape `reduce` receives.
     pub fn values(&self) -> Values<'_> {
         Values {
-            buf: &self.buf,
+            buf: self.buf.as_slice(),
             len: self.len,
         }
     }
@@ -80,6 +116,86 @@ impl ValueList {
         self.clear();
         self.push(&combined);
     }
+}
+
+/// Value bytes kept inside the entry itself while they fit: 30 makes the
+/// inline form (a tag, a length, the bytes) as big as the heap form's
+/// tag and `Vec`, so the space is free.
+const INLINE_VALUES: usize = 30;
+
+/// A byte buffer inside the table's entry up to [`INLINE_VALUES`] bytes, on
+/// the heap beyond. A word count's run of `"1"`s takes 6 bytes, so most
+/// keys never allocate for their values, and an emit touches the entry's
+/// memory only (see [`Key`] for why that matters).
+#[derive(Debug, Clone)]
+enum SmallBytes {
+    Inline(u8, [u8; INLINE_VALUES]),
+    Heap(Vec<u8>),
+}
+
+impl Default for SmallBytes {
+    fn default() -> Self {
+        SmallBytes::Inline(0, [0; INLINE_VALUES])
+    }
+}
+
+impl SmallBytes {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            SmallBytes::Inline(len, bytes) => &bytes[..usize::from(*len)],
+            SmallBytes::Heap(vec) => vec,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        match self {
+            SmallBytes::Inline(len, bytes) => &mut bytes[..usize::from(*len)],
+            SmallBytes::Heap(vec) => vec,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    fn extend_from_slice(&mut self, more: &[u8]) {
+        match self {
+            SmallBytes::Inline(len, bytes) => {
+                let old = usize::from(*len);
+                let new = old + more.len();
+                if new <= INLINE_VALUES {
+                    bytes[old..new].copy_from_slice(more);
+                    *len = new as u8;
+                } else {
+                    let mut vec = Vec::with_capacity(new.max(2 * INLINE_VALUES));
+                    vec.extend_from_slice(&bytes[..old]);
+                    vec.extend_from_slice(more);
+                    *self = SmallBytes::Heap(vec);
+                }
+            }
+            SmallBytes::Heap(vec) => vec.extend_from_slice(more),
+        }
+    }
+
+    /// Empties the buffer; a heap buffer keeps its memory for reuse.
+    fn clear(&mut self) {
+        match self {
+            SmallBytes::Inline(len, _) => *len = 0,
+            SmallBytes::Heap(vec) => vec.clear(),
+        }
+    }
+}
+
+/// Reads a LEB128 varint from the front of `bytes`: (value, bytes used).
+fn read_varint(bytes: &[u8]) -> (usize, usize) {
+    let mut n = 0usize;
+    for (i, &b) in bytes.iter().enumerate() {
+        n |= usize::from(b & 0x7f).checked_shl(7 * i as u32).unwrap_or(0);
+        if b < 0x80 {
+            return (n, i + 1);
+        }
+    }
+    (n, bytes.len())
 }
 
 // ANCHOR: values
@@ -101,25 +217,27 @@ impl<'a> Values<'a> {
         self.len == 0
     }
 
-    /// The values in the order they were gathered.
+    /// The values in the order they were gathered, each as often as it
+    /// was pushed.
     pub fn iter(&self) -> impl Iterator<Item = &'a str> + 'a {
+        self.runs()
+            .flat_map(|(value, count)| std::iter::repeat_n(value, count as usize))
+    }
+
+    /// The values as runs: each value with how many times in a row it was
+    /// pushed. A reduce that only adds (a word count) can multiply instead
+    /// of visiting every copy.
+    pub fn runs(&self) -> impl Iterator<Item = (&'a str, u64)> + 'a {
         let mut rest = self.buf;
-        (0..self.len).map(move |_| {
-            let mut n = 0usize;
-            let mut shift = 0;
-            while let Some((&b, tail)) = rest.split_first() {
-                rest = tail;
-                n |= usize::from(b & 0x7f) << shift;
-                shift += 7;
-                if b < 0x80 {
-                    break;
-                }
-            }
-            let (value, tail) = rest.split_at(n.min(rest.len()));
+        std::iter::from_fn(move || {
+            let (count, tail) = rest.split_first_chunk::<4>()?;
+            let (n, width) = read_varint(tail);
+            let (value, tail) = tail[width..].split_at(n.min(tail.len() - width));
             rest = tail;
             // Every value was pushed as a &str, so this cannot fail; ""
             // keeps the library panic-free all the same.
-            std::str::from_utf8(value).unwrap_or("")
+            let value = std::str::from_utf8(value).unwrap_or("");
+            Some((value, u64::from(u32::from_le_bytes(*count))))
         })
     }
 
@@ -129,6 +247,86 @@ impl<'a> Values<'a> {
     }
 }
 // ANCHOR_END: values
+
+// ANCHOR: key
+/// Keys up to this many bytes live inside the table's entry.
+const INLINE_KEY: usize = 22;
+
+/// A key of the table: kept inside the entry itself when it is short (most
+/// words are), on the heap when it is not.
+///
+/// A lookup compares the word with the key it finds. With the key behind a
+/// pointer (`Box<str>`), that compare first fetches a second piece of
+/// memory, far from the entry, and a table of tens of thousands of words
+/// does not fit in the CPU's caches: a cache miss per word. Inline, the
+/// compare reads the cache line the lookup has just loaded.
+#[derive(Clone)]
+enum Key {
+    /// `bytes[..len]` is a copy of a `str`: valid UTF-8.
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE_KEY],
+    },
+    Heap(Box<str>),
+}
+
+impl Key {
+    fn new(key: &str) -> Key {
+        if key.len() <= INLINE_KEY {
+            let mut bytes = [0; INLINE_KEY];
+            bytes[..key.len()].copy_from_slice(key.as_bytes());
+            Key::Inline {
+                len: key.len() as u8,
+                bytes,
+            }
+        } else {
+            Key::Heap(key.into())
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Key::Inline { len, bytes } => {
+                let bytes = &bytes[..usize::from(*len)];
+                // SAFETY: `bytes` was copied from a `str` in `Key::new` and
+                // never changes (the fields are private to this module), so
+                // it is valid UTF-8; a checked conversion here would cost a
+                // pass over the key on every lookup.
+                unsafe { std::str::from_utf8_unchecked(bytes) }
+            }
+            Key::Heap(key) => key,
+        }
+    }
+}
+// ANCHOR_END: key
+
+// A `HashMap<Key, _>` may be searched with a `&str` (`Borrow<str>`) only
+// if a key and its `str` are equal, and hash, alike: both go through `as_str`.
+impl Borrow<str> for Key {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Key {}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
 
 /// Reused tables forget their keys when they hold more than this many
 /// (see [`Groups::reset`]).
@@ -142,7 +340,7 @@ pub const KEEP_KEYS: usize = 1 << 20;
 #[derive(Debug, Default)]
 pub struct Groups {
     combine: bool,
-    table: HashMap<Box<str>, ValueList, FnvBuildHasher>,
+    table: HashMap<Key, ValueList, FnvBuildHasher>,
     /// Keys with at least one value.
     live: usize,
 }
@@ -173,13 +371,13 @@ impl Groups {
                 self.live += 1; // a key kept from an earlier task
             }
             list.push(value);
-            if self.combine && list.len() >= COMBINE_AT {
+            if self.combine && list.bytes() >= COMBINE_BYTES {
                 list.combine(app, cx, key);
             }
         } else {
             let mut list = ValueList::default();
             list.push(value);
-            self.table.insert(key.into(), list);
+            self.table.insert(Key::new(key), list);
             self.live += 1;
         }
     }
@@ -209,7 +407,7 @@ impl Groups {
         if self.combine {
             for (key, list) in self.table.iter_mut() {
                 if list.len() > 1 {
-                    list.combine(app, cx, key);
+                    list.combine(app, cx, key.as_str());
                 }
             }
         }
@@ -232,6 +430,7 @@ impl Groups {
             .table
             .into_iter()
             .filter(|(_, list)| !list.is_empty())
+            .map(|(key, list)| (Box::<str>::from(key.as_str()), list))
             .collect();
         all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         all
@@ -243,8 +442,8 @@ impl Groups {
     pub fn sorted_partitions(&self, n: u32) -> Vec<Vec<(&str, &ValueList)>> {
         let mut parts: Vec<Vec<_>> = (0..n.max(1)).map(|_| Vec::new()).collect();
         for (key, list) in self.table.iter().filter(|(_, list)| !list.is_empty()) {
-            let part = crate::hash::partition(key, n) as usize;
-            parts[part].push((sort_prefix(key), &**key, list));
+            let part = crate::hash::partition(key.as_str(), n) as usize;
+            parts[part].push((sort_prefix(key.as_str()), key.as_str(), list));
         }
         parts
             .into_iter()
@@ -300,6 +499,71 @@ mod tests {
         list.clear();
         list.push("again");
         assert_eq!(list.values().to_vec(), ["again"]);
+    }
+
+    #[test]
+    fn equal_values_in_a_row_are_stored_once_and_come_back_as_often_as_pushed() {
+        let mut list = ValueList::default();
+        for v in ["1", "1", "1", "40", "1", "1", "ab", "a", "a"] {
+            list.push(v);
+        }
+        assert_eq!(list.len(), 9);
+        assert_eq!(
+            list.values().to_vec(),
+            ["1", "1", "1", "40", "1", "1", "ab", "a", "a"]
+        );
+        let runs: Vec<_> = list.values().runs().collect();
+        assert_eq!(runs, [("1", 3), ("40", 1), ("1", 2), ("ab", 1), ("a", 2)]);
+
+        let mut ones = ValueList::default();
+        for _ in 0..1_000_000 {
+            ones.push("1");
+        }
+        assert_eq!(ones.len(), 1_000_000);
+        assert_eq!(ones.bytes(), 6, "a million equal values are one run");
+        assert_eq!(ones.values().runs().collect::<Vec<_>>(), [("1", 1_000_000)]);
+    }
+
+    #[test]
+    fn short_and_long_keys_are_found_again_and_kept_apart() {
+        let cx = Context {
+            dir: Path::new("."),
+        };
+        // Around the inline limit, in bytes and in multi-byte characters.
+        let keys: Vec<String> = (0..=INLINE_KEY + 2)
+            .map(|n| "k".repeat(n))
+            .chain((9..=12).map(|n| "ä".repeat(n)))
+            .collect();
+        let mut g = Groups::new(true);
+        for round in 0..3 {
+            for key in &keys {
+                g.emit(&WordCount, &cx, key, "1");
+            }
+            assert_eq!(g.len(), keys.len(), "round {round}: no key twice");
+        }
+        let mut expect: Vec<&str> = keys.iter().map(String::as_str).collect();
+        expect.sort_unstable();
+        let sorted = g.into_sorted();
+        let got: Vec<&str> = sorted.iter().map(|(k, _)| &**k).collect();
+        assert_eq!(got, expect);
+        assert!(
+            sorted
+                .iter()
+                .all(|(_, v)| v.values().to_vec() == ["1", "1", "1"])
+        );
+    }
+
+    #[test]
+    fn a_run_that_reaches_the_largest_count_goes_on_in_a_new_run() {
+        let mut list = ValueList::default();
+        list.push("1");
+        // Pretend u32::MAX - 1 values were pushed (four billion pushes would
+        // take too long): the count is the run's first four bytes.
+        list.buf.as_mut_slice()[..4].copy_from_slice(&(u32::MAX - 1).to_le_bytes());
+        list.push("1");
+        list.push("1");
+        let runs: Vec<_> = list.values().runs().collect();
+        assert_eq!(runs, [("1", u64::from(u32::MAX)), ("1", 1)]);
     }
 
     #[test]

@@ -190,6 +190,7 @@ impl<'a> Merge<'a> {
 
     /// The next key, with all its values gathered into `values`.
     fn next_key(&mut self, values: &mut ValueList) -> io::Result<Option<&'a str>> {
+        // ANCHOR: lab_6_3_merge
         let Some(Reverse((key, first))) = self.heap.pop() else {
             return Ok(None);
         };
@@ -208,6 +209,7 @@ impl<'a> Merge<'a> {
                 _ => return Ok(Some(key)),
             }
         }
+        // ANCHOR_END: lab_6_3_merge
     }
 }
 // ANCHOR_END: merge
