@@ -357,3 +357,112 @@ mod tests {
         assert_eq!(mask("1.2s and 400µs"), "[TIME] and [TIME]");
     }
 }
+
+/// What a page of the book must be: short enough for one sitting, every
+/// listing captioned with its source file, and written to learners.
+pub mod lint {
+    /// At most this many words of prose on one page (code blocks excluded).
+    pub const MAX_PROSE_WORDS: usize = 2_000;
+
+    /// Words that speak about how the course was made, not to the learner.
+    const BACKSTAGE: [&str; 5] = [
+        "the issue",
+        "the aim",
+        "review fix",
+        "the reviewer",
+        "after the review",
+    ];
+
+    /// The words of prose on a page: everything outside code fences, HTML
+    /// comments and include lines.
+    pub fn prose_words(text: &str) -> usize {
+        let mut in_fence = false;
+        let mut words = 0;
+        for line in text.lines() {
+            let trimmed = line.trim_start();
+            if trimmed.starts_with("```") {
+                in_fence = !in_fence;
+                continue;
+            }
+            if in_fence || trimmed.starts_with("<!--") || trimmed.starts_with("{{#") {
+                continue;
+            }
+            words += line.split_whitespace().count();
+        }
+        words
+    }
+
+    /// The problems of one page, each with its line.
+    pub fn problems(name: &str, text: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        let words = prose_words(text);
+        if words > MAX_PROSE_WORDS {
+            problems.push(format!(
+                "{name}: {words} words of prose, more than {MAX_PROSE_WORDS}: split it into parts"
+            ));
+        }
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let lower = line.to_lowercase();
+            for phrase in BACKSTAGE {
+                if lower.contains(phrase) {
+                    problems.push(format!(
+                        "{name}:{}: speaks of how the course was made ({phrase:?})",
+                        i + 1
+                    ));
+                }
+            }
+            // A listing: a fence whose first line includes a file.
+            let Some(include) = line.trim().strip_prefix("{{#include ../../") else {
+                continue;
+            };
+            let file = include.split([':', '}']).next().unwrap_or_default();
+            let fence = i
+                .checked_sub(1)
+                .map(|j| lines[j].trim_start())
+                .unwrap_or("");
+            if !fence.starts_with("```") {
+                continue;
+            }
+            // The caption is the last non-blank line before the fence.
+            let caption = lines[..i - 1]
+                .iter()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .copied()
+                .unwrap_or("");
+            if !caption.contains(file) {
+                problems.push(format!(
+                    "{name}:{}: the listing from {file} has no caption naming its file \
+                     (a line such as `<p class=\"caption\">{file}</p>` just before the fence)",
+                    i + 1
+                ));
+            }
+        }
+        problems
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn code_is_not_prose() {
+            assert_eq!(
+                prose_words("one two\n```rust\nlet a = b;\n```\nthree\n<!-- x y -->\n"),
+                3
+            );
+        }
+
+        #[test]
+        fn a_listing_needs_a_caption_naming_its_file() {
+            let bare =
+                "Text.\n\n```rust,ignore\n{{#include ../../stage-04-futures/src/a.rs:x}}\n```\n";
+            assert_eq!(problems("p.md", bare).len(), 1);
+            let captioned = "<p class=\"caption\">stage-04-futures/src/a.rs</p>\n\n```rust,ignore\n\
+                             {{#include ../../stage-04-futures/src/a.rs:x}}\n```\n";
+            assert!(problems("p.md", captioned).is_empty());
+            assert_eq!(problems("p.md", "As the issue says.").len(), 1);
+        }
+    }
+}
