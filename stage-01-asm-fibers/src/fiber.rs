@@ -31,6 +31,7 @@
 //! suspended inside `switch` and its stack cannot change.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
@@ -39,7 +40,6 @@ use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 
 use crate::arch::{self, StackPointer};
-use crate::overflow;
 use crate::stack::Stack;
 
 /// What `resume` hands back: the fiber either suspended with a value or
@@ -70,6 +70,13 @@ enum Ending<Return> {
 /// The panic payload used to unwind a fiber that is being dropped. It is
 /// raised with `resume_unwind`, so the panic hook does not print it.
 struct ForcedUnwind;
+
+/// What `fiber_root` receives from `with_stack`: the closure, and the
+/// lowest address of the fiber's stack for its `Suspender`.
+struct Start<F> {
+    closure: F,
+    bottom: *mut u8,
+}
 
 /// Size of the link header at the top of every fiber stack.
 const LINK_HEADER: usize = 16;
@@ -149,19 +156,18 @@ impl<Input, Yield, Return> Fiber<Input, Yield, Return> {
     where
         F: FnOnce(&Suspender<Input, Yield>, Input) -> Return + 'static,
     {
-        overflow::prepare_thread();
         let top = stack.top();
-        let closure = Box::into_raw(Box::new(f)).cast::<u8>();
+        let start = Start {
+            closure: f,
+            bottom: stack.bottom(),
+        };
+        let start = Box::into_raw(Box::new(start)).cast::<u8>();
         // SAFETY: the stack is ours and unused; the header and the initial
         // frame fit in its first page, which every stack has.
         unsafe {
             let frame_top = top.sub(LINK_HEADER);
-            let initial_sp = arch::init_stack(
-                frame_top,
-                fiber_root::<F, Input, Yield, Return>,
-                closure,
-                top,
-            );
+            let initial_sp =
+                arch::init_stack(frame_top, fiber_root::<F, Input, Yield, Return>, start, top);
             fiber_sp_slot(top).write(initial_sp);
             resumer_sp_slot(top).write(ptr::null_mut());
         }
@@ -197,7 +203,6 @@ impl<Input, Yield, Return> Fiber<Input, Yield, Return> {
     fn switch_in(&mut self, command: Command<Input>) -> Result<Yield, Ending<Return>> {
         let top = self.stack.top();
         let mut message = Some(command);
-        let outer_guard = overflow::enter_stack(self.stack.guard());
         // SAFETY: the fiber is not finished, so its saved stack pointer is
         // either the fresh frame or the context saved by its last suspend,
         // on a stack we own; `message` lives until the fiber has taken it.
@@ -208,7 +213,6 @@ impl<Input, Yield, Return> Fiber<Input, Yield, Return> {
                 resumer_sp_slot(top),
             )
         };
-        overflow::leave_stack(outer_guard);
         // SAFETY: the fiber's root clears the fiber's saved stack pointer
         // before it sends its ending; otherwise the message is a yield.
         unsafe {
@@ -291,31 +295,38 @@ impl<Input, Yield, Return> Drop for Fiber<Input, Yield, Return> {
 ///
 /// # Safety
 /// Called only by `trampoline`, with the message of the first resume, the
-/// closure boxed by `with_stack`, and the top of the fiber's stack.
+/// `Start` boxed by `with_stack`, and the top of the fiber's stack.
 unsafe extern "C" fn fiber_root<F, Input, Yield, Return>(
     first: usize,
-    closure: *mut u8,
+    start: *mut u8,
     top: *mut u8,
 ) -> !
 where
     F: FnOnce(&Suspender<Input, Yield>, Input) -> Return,
 {
-    // SAFETY: `with_stack` boxed an F; the first message is a Command<Input>.
-    let (closure, command) = unsafe {
+    // SAFETY: `with_stack` boxed a Start<F>; the first message is a Command<Input>.
+    let (start, command) = unsafe {
         (
-            Box::from_raw(closure.cast::<F>()),
+            Box::from_raw(start.cast::<Start<F>>()),
             take_message::<Command<Input>>(first),
         )
     };
+    let Start { closure, bottom } = *start;
     let ending = match command {
         Command::Resume(input) => {
             let suspender = Suspender {
                 top,
+                bottom,
+                unwinding: Cell::new(false),
                 _marker: PhantomData,
             };
             match panic::catch_unwind(AssertUnwindSafe(|| closure(&suspender, input))) {
                 Ok(value) => Ending::Returned(value),
-                Err(payload) if payload.is::<ForcedUnwind>() => Ending::Unwound,
+                // Only the unwind this fiber was asked for; the same payload
+                // smuggled in from another fiber is an ordinary panic here.
+                Err(payload) if payload.is::<ForcedUnwind>() && suspender.unwinding.get() => {
+                    Ending::Unwound
+                }
                 Err(payload) => Ending::Panicked(payload),
             }
         }
@@ -348,6 +359,11 @@ where
 /// fiber suspend from any call depth.
 pub struct Suspender<Input, Yield> {
     top: *mut u8,
+    /// The lowest usable address of the fiber's stack: `suspend` checks
+    /// that it runs between `bottom` and `top`.
+    bottom: *mut u8,
+    /// Set once `suspend` has been told to unwind the fiber.
+    unwinding: Cell<bool>,
     _marker: PhantomData<fn(Yield) -> Input>,
 }
 
@@ -366,11 +382,21 @@ impl<Input, Yield> Suspender<Input, Yield> {
     ///
     /// If the fiber is dropped instead of resumed, this call does not
     /// return: it unwinds the fiber's stack so its locals are dropped.
+    ///
+    /// # Panics
+    /// When called anywhere but on this fiber's own stack, for example from
+    /// a fiber nested inside it that was handed this `Suspender` as input:
+    /// the fiber would be saved in the middle of another fiber's stack.
     #[inline(always)]
     pub fn suspend(&self, value: Yield) -> Input {
         let mut message = Some(value);
-        // SAFETY: we run on the fiber's stack, so the resumer is suspended
-        // inside `switch_in` and its saved stack pointer is in the header.
+        let here = &raw const message as usize;
+        if !(self.bottom as usize..self.top as usize).contains(&here) {
+            called_outside_its_fiber();
+        }
+        // SAFETY: we run on the fiber's stack (checked above), so the fiber
+        // is the one running and its resumer is suspended inside
+        // `switch_in`, with its saved stack pointer in the header.
         let reply = unsafe {
             arch::switch_back(
                 &raw mut message as usize,
@@ -381,8 +407,21 @@ impl<Input, Yield> Suspender<Input, Yield> {
         // SAFETY: the resumer always sends a Command<Input>.
         match unsafe { take_message::<Command<Input>>(reply) } {
             Command::Resume(input) => input,
-            Command::Unwind => panic::resume_unwind(Box::new(ForcedUnwind)),
+            Command::Unwind => {
+                self.unwinding.set(true);
+                panic::resume_unwind(Box::new(ForcedUnwind))
+            }
         }
     }
     // ANCHOR_END: suspend
+}
+
+#[cold]
+#[inline(never)]
+fn called_outside_its_fiber() -> ! {
+    panic!(
+        "Suspender::suspend called outside its own fiber (from another fiber's stack, \
+         e.g. a nested fiber given the outer fiber's Suspender): only the fiber that \
+         received a Suspender may suspend with it"
+    )
 }

@@ -22,6 +22,8 @@ use std::io;
 use std::ops::Range;
 use std::ptr::NonNull;
 
+use crate::overflow::{self, GuardRegistration};
+
 /// A stack for one fiber: a private anonymous mapping whose lowest page is a
 /// `PROT_NONE` guard page. The mapping is returned to the kernel on drop.
 #[derive(Debug)]
@@ -32,6 +34,8 @@ pub struct Stack {
     mapped_len: usize,
     /// Length of the guard page (one page).
     guard_len: usize,
+    /// The guard page's entry in the registry the overflow handler searches.
+    registration: Option<GuardRegistration>,
 }
 
 impl Stack {
@@ -69,16 +73,19 @@ impl Stack {
             return Err(io::Error::last_os_error());
         }
         // Constructed now so that the mapping is unmapped if mprotect fails.
-        let stack = Stack {
+        let mut stack = Stack {
             base: NonNull::new(base.cast()).ok_or_else(io::Error::last_os_error)?,
             mapped_len,
             guard_len: page,
+            registration: None,
         };
         // SAFETY: the first page lies inside the mapping just created, which
         // nothing else refers to yet.
         if unsafe { libc::mprotect(base, page, libc::PROT_NONE) } != 0 {
             return Err(io::Error::last_os_error());
         }
+        overflow::prepare_thread();
+        stack.registration = Some(overflow::register_guard(stack.guard()));
         Ok(stack)
     }
 
@@ -109,6 +116,9 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
+        // Leave the registry before the pages can be mapped again for
+        // something else, whose faults must not look like an overflow.
+        drop(self.registration.take());
         // SAFETY: we own the mapping, and a Stack is only dropped once nothing
         // runs on it any more (Fiber guarantees this).
         let result = unsafe { libc::munmap(self.base.as_ptr().cast(), self.mapped_len) };
