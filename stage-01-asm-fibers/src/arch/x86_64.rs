@@ -34,7 +34,7 @@
 //!
 //! ```text
 //!           +-------------------------+
-//!   sp+56   | resume address          |  pushed by `call switch_in` or by `switch_back`
+//!   sp+56   | resume address          |  pushed by `call switch_in` or by `switch_out`
 //!   sp+48   | rbp                     |
 //!   sp+40   | rbx                     |
 //!   sp+32   | r12                     |
@@ -167,17 +167,24 @@ pub unsafe extern "C" fn switch_in(
 }
 
 /// Fiber to resumer: the other half, reached only by the `jmp` in
-/// `switch_back`, which pushed the fiber's resume address by hand. It ends
-/// with the `ret` that matches the resumer's `call switch_in`.
+/// `switch_back` with the fiber's resume address in rax, which it pushes
+/// where a `call` would have. It ends with the `ret` that matches the
+/// resumer's `call switch_in`.
+///
+/// The push happens here and not in `switch_back`: code inlined into a Rust
+/// function must leave rsp where that function's unwind information says
+/// it is, or a profiler that unwinds from a signal at that instruction reads
+/// a saved register as a return address. Naked functions have no unwind
+/// information at all, so a walk that starts in here stops cleanly.
 #[unsafe(naked)]
 unsafe extern "C" fn switch_out() {
-    core::arch::naked_asm!(swap_stacks!(), "ret")
+    core::arch::naked_asm!("push rax", swap_stacks!(), "ret")
 }
 
-/// Suspends the running fiber: pushes the address of the label after the
-/// `jmp` as the fiber's resume address and jumps into `switch_out`. No
-/// `call` is made, so the return-address predictor is left as the
-/// resumer's `call switch_in` set it.
+/// Suspends the running fiber: puts the address of the label after the
+/// `jmp` in rax as the fiber's resume address and jumps into `switch_out`.
+/// No `call` is made, so the return-address predictor is left as the
+/// resumer's `call switch_in` set it, and rsp does not move.
 ///
 /// # Safety
 /// Must run on a fiber's stack; `load_sp` is the resumer's context saved by
@@ -187,14 +194,13 @@ pub unsafe fn switch_back(arg: usize, load_sp: StackPointer, save_sp: *mut Stack
     let reply: usize;
     // SAFETY: switch_out preserves rbx, rbp, r12-r15, rsp and the control
     // words like any callee; everything else is declared clobbered. Without
-    // `nostack` the compiler keeps nothing in the red zone below rsp (our
-    // push and switch_out's 56 bytes of saves land there) and enters the
-    // block with rsp 16-aligned, so after the push switch_out sees a
-    // call-like alignment. `2` is a local label: safe to inline many times.
+    // `nostack` the compiler keeps nothing in the red zone below rsp
+    // (switch_out's 64 bytes of saves land there) and enters the block with
+    // rsp 16-aligned, so after switch_out's push of rax it sees a call-like
+    // alignment. `2` is a local label: safe to inline many times.
     unsafe {
         core::arch::asm!(
             "lea rax, [rip + 2f]",
-            "push rax",
             "jmp {switch_out}",
             "2:",
             switch_out = sym switch_out,
