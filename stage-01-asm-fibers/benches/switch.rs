@@ -1,8 +1,18 @@
 //! One round trip (resume, then suspend back) through three mechanisms:
-//! our fibers, corosensei's coroutines, and two OS threads handing a token
-//! back and forth.
+//! our fibers (keeping their own floating-point control state, and sharing
+//! the thread's), corosensei's coroutines, and two OS threads handing a
+//! token back and forth; and the price of the floating-point control words
+//! on their own.
 //!
 //! Run: `cargo bench -p stage-01-asm-fibers`
+//!
+//! | id | what one iteration does |
+//! |---|---|
+//! | `switch/ours` | resume + suspend of a default fiber (own MXCSR and x87 CW) |
+//! | `switch/ours_shared_fp` | the same with `FpControl::Shared` |
+//! | `switch/corosensei` | the same with corosensei's `Coroutine` |
+//! | `switch/os_thread` | a token to another thread and back over rendezvous channels |
+//! | `fp_control/save_restore` | one save and one restore of MXCSR and the x87 CW (x86-64) |
 
 use std::hint::black_box;
 use std::sync::mpsc;
@@ -10,6 +20,20 @@ use std::thread;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use fibers::{Fiber, FpControl, Stack, Suspender};
+
+fn counter(fp_control: FpControl) -> Fiber<u64, u64> {
+    let stack = Stack::new(Stack::DEFAULT_SIZE).unwrap();
+    Fiber::with_fp_control(
+        stack,
+        fp_control,
+        |suspender: &Suspender<u64, u64>, mut n: u64| {
+            loop {
+                n = suspender.suspend(n + 1);
+            }
+        },
+    )
+}
 
 fn switch(c: &mut Criterion) {
     let mut group = c.benchmark_group("switch");
@@ -18,13 +42,12 @@ fn switch(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1));
 
     group.bench_function("ours", |b| {
-        let mut fiber =
-            fibers::Fiber::new(|suspender: &fibers::Suspender<u64, u64>, mut n: u64| {
-                loop {
-                    n = suspender.suspend(n + 1);
-                }
-            })
-            .unwrap();
+        let mut fiber = counter(FpControl::PerFiber);
+        b.iter(|| black_box(fiber.resume(black_box(1))));
+    });
+
+    group.bench_function("ours_shared_fp", |b| {
+        let mut fiber = counter(FpControl::Shared);
         b.iter(|| black_box(fiber.resume(black_box(1))));
     });
 
@@ -58,5 +81,36 @@ fn switch(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, switch);
+/// What keeping per-fiber control words costs on its own: one save and one
+/// restore of both, as one switch does.
+#[cfg(target_arch = "x86_64")]
+fn fp_control(c: &mut Criterion) {
+    let mut group = c.benchmark_group("fp_control");
+    group
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1));
+    group.bench_function("save_restore", |b| {
+        let mut slot = [0u16; 4];
+        b.iter(|| {
+            // SAFETY: stores into and loads from our own 8-byte slot, writing
+            // back exactly the control words that were just read.
+            unsafe {
+                core::arch::asm!(
+                    "stmxcsr [{0}]",
+                    "fnstcw [{0} + 4]",
+                    "ldmxcsr [{0}]",
+                    "fldcw [{0} + 4]",
+                    in(reg) black_box(&mut slot).as_mut_ptr(),
+                    options(nostack, preserves_flags),
+                )
+            }
+        });
+    });
+    group.finish();
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn fp_control(_: &mut Criterion) {}
+
+criterion_group!(benches, switch, fp_control);
 criterion_main!(benches);

@@ -8,7 +8,7 @@
 
 use std::ffi::c_void;
 
-use fibers::{Fiber, FiberResult, Suspender};
+use fibers::{Fiber, FiberResult, FpControl, Stack, Suspender};
 
 #[cfg(target_arch = "x86_64")]
 mod isa {
@@ -48,6 +48,14 @@ mod isa {
 
     pub fn comparable(mut s: Sentinels) -> Sentinels {
         s.mxcsr &= MXCSR_CONTROL_BITS;
+        s
+    }
+
+    /// Leaves out the control words, which a fiber with
+    /// `FpControl::Shared` shares with its resumer.
+    pub fn without_fp_control(mut s: Sentinels) -> Sentinels {
+        s.mxcsr = 0;
+        s.x87_control = 0;
         s
     }
 
@@ -139,6 +147,11 @@ mod isa {
         s
     }
 
+    /// FPCR is not among the sentinels: nothing to leave out.
+    pub fn without_fp_control(s: Sentinels) -> Sentinels {
+        s
+    }
+
     /// Saves the caller's callee-saved state, loads `values` into it, calls
     /// `f(ctx)`, stores what the registers hold afterwards in `out`, and
     /// restores the caller's state.
@@ -205,7 +218,7 @@ mod isa {
     }
 }
 
-use isa::{Sentinels, comparable, sentinels, with_sentinels};
+use isa::{Sentinels, comparable, sentinels, with_sentinels, without_fp_control};
 
 type SentinelFiber = Fiber<(), (), Sentinels>;
 
@@ -230,23 +243,28 @@ extern "C" fn resume_once(resumer: *mut c_void) {
 /// sets its own sentinels and suspends, and returns what each side finds
 /// in its registers when it gets control back.
 fn round_trip(
+    fp_control: FpControl,
     resumer_values: [Sentinels; 2],
     fiber_values: Sentinels,
 ) -> ([Sentinels; 2], Sentinels) {
-    let fiber = Fiber::new(move |suspender: &Suspender<(), ()>, ()| {
-        let mut seen = Sentinels::default();
-        // SAFETY: both pointers are to live locals; suspend_once gets our Suspender.
-        unsafe {
-            with_sentinels(
-                &fiber_values,
-                &mut seen,
-                suspend_once,
-                suspender as *const _ as *mut c_void,
-            );
-        }
-        seen
-    })
-    .unwrap();
+    let stack = Stack::new(Stack::DEFAULT_SIZE).unwrap();
+    let fiber = Fiber::with_fp_control(
+        stack,
+        fp_control,
+        move |suspender: &Suspender<(), ()>, ()| {
+            let mut seen = Sentinels::default();
+            // SAFETY: both pointers are to live locals; suspend_once gets our Suspender.
+            unsafe {
+                with_sentinels(
+                    &fiber_values,
+                    &mut seen,
+                    suspend_once,
+                    suspender as *const _ as *mut c_void,
+                );
+            }
+            seen
+        },
+    );
     let mut resumer = Resumer { fiber, last: None };
     let mut seen = [Sentinels::default(); 2];
     for (values, seen) in resumer_values.iter().zip(&mut seen) {
@@ -270,7 +288,7 @@ fn round_trip(
 fn callee_saved_registers_survive_a_round_trip_into_a_fiber_that_overwrites_them() {
     let resumer_values = [sentinels(0xA1, 3), sentinels(0xA2, 1)];
     let fiber_values = sentinels(0xF0, 2);
-    let (resumer_seen, fiber_seen) = round_trip(resumer_values, fiber_values);
+    let (resumer_seen, fiber_seen) = round_trip(FpControl::PerFiber, resumer_values, fiber_values);
     assert_eq!(
         comparable(resumer_seen[0]),
         comparable(resumer_values[0]),
@@ -284,6 +302,25 @@ fn callee_saved_registers_survive_a_round_trip_into_a_fiber_that_overwrites_them
     assert_eq!(
         comparable(fiber_seen),
         comparable(fiber_values),
+        "fiber, after being resumed"
+    );
+}
+
+#[test]
+fn callee_saved_registers_survive_a_round_trip_into_a_fiber_that_shares_fp_control() {
+    let resumer_values = [sentinels(0xB1, 3), sentinels(0xB2, 1)];
+    let fiber_values = sentinels(0xE0, 2);
+    let (resumer_seen, fiber_seen) = round_trip(FpControl::Shared, resumer_values, fiber_values);
+    for (i, (seen, set)) in resumer_seen.iter().zip(&resumer_values).enumerate() {
+        assert_eq!(
+            without_fp_control(*seen),
+            without_fp_control(*set),
+            "resumer, after switch {i} back from the fiber"
+        );
+    }
+    assert_eq!(
+        without_fp_control(fiber_seen),
+        without_fp_control(fiber_values),
         "fiber, after being resumed"
     );
 }
@@ -360,6 +397,36 @@ mod floating_point_control {
             after_resume & ROUND_TOWARD_ZERO,
             ROUND_TOWARD_ZERO,
             "the fiber's mode came back with it"
+        );
+    }
+
+    #[test]
+    fn a_fiber_that_shares_fp_control_changes_the_threads_rounding_mode() {
+        let before = read_mxcsr();
+        let stack = Stack::new(Stack::DEFAULT_SIZE).unwrap();
+        let mut fiber = Fiber::with_fp_control(
+            stack,
+            FpControl::Shared,
+            |suspender: &Suspender<(), u32>, ()| {
+                let inherited = read_mxcsr();
+                write_mxcsr(inherited | ROUND_TOWARD_ZERO);
+                suspender.suspend(inherited);
+            },
+        );
+        let FiberResult::Yield(inherited) = fiber.resume(()) else {
+            panic!("fiber should suspend")
+        };
+        let after = read_mxcsr();
+        write_mxcsr(before);
+        assert_eq!(
+            inherited & 0xFFC0,
+            before & 0xFFC0,
+            "the fiber starts with the thread's MXCSR"
+        );
+        assert_eq!(
+            after & ROUND_TOWARD_ZERO,
+            ROUND_TOWARD_ZERO,
+            "the fiber's change is the thread's: MXCSR {after:#06x} after the switch back"
         );
     }
 

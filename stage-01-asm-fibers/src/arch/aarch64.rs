@@ -274,3 +274,8 @@ pub unsafe fn write_fpcr(value: u64) {
         core::arch::asm!("msr fpcr, {}", in(reg) value, options(nomem, nostack, preserves_flags))
     };
 }
+
+/// Every AArch64 fiber shares FPCR with its thread (see the module doc), so
+/// a fiber built to share the floating-point control state switches the
+/// same way as any other.
+pub use self::{switch_back as switch_back_shared_fp, switch_in as switch_in_shared_fp};
