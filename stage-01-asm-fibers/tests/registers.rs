@@ -218,6 +218,164 @@ mod isa {
     }
 }
 
+#[cfg(target_arch = "riscv64")]
+mod isa {
+    use std::ffi::c_void;
+
+    /// s0-s11, then fs0-fs11.
+    #[repr(C)]
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub struct Sentinels {
+        pub general: [u64; 12],
+        pub float: [u64; 12],
+    }
+
+    pub fn sentinels(seed: u64, _rounding: u32) -> Sentinels {
+        let mut s = Sentinels::default();
+        for (i, register) in s.general.iter_mut().enumerate() {
+            *register = 0x5E57_0000_0000_0000 | (seed << 16) | i as u64;
+        }
+        for (i, register) in s.float.iter_mut().enumerate() {
+            *register = f64::to_bits(seed as f64 * 1000.0 + i as f64 + 0.25);
+        }
+        s
+    }
+
+    pub fn comparable(s: Sentinels) -> Sentinels {
+        s
+    }
+
+    /// fcsr is not among the sentinels: nothing to leave out.
+    pub fn without_fp_control(s: Sentinels) -> Sentinels {
+        s
+    }
+
+    /// Saves the caller's callee-saved state, loads `values` into it, calls
+    /// `f(ctx)`, stores what the registers hold afterwards in `out`, and
+    /// restores the caller's state.
+    #[unsafe(naked)]
+    pub unsafe extern "C" fn with_sentinels(
+        values: *const Sentinels,
+        out: *mut Sentinels,
+        f: extern "C" fn(*mut c_void),
+        ctx: *mut c_void,
+    ) {
+        core::arch::naked_asm!(
+            "addi sp, sp, -208",
+            "sd ra, 0(sp)",
+            "sd s0, 8(sp)",
+            "sd s1, 16(sp)",
+            "sd s2, 24(sp)",
+            "sd s3, 32(sp)",
+            "sd s4, 40(sp)",
+            "sd s5, 48(sp)",
+            "sd s6, 56(sp)",
+            "sd s7, 64(sp)",
+            "sd s8, 72(sp)",
+            "sd s9, 80(sp)",
+            "sd s10, 88(sp)",
+            "sd s11, 96(sp)",
+            "fsd fs0, 104(sp)",
+            "fsd fs1, 112(sp)",
+            "fsd fs2, 120(sp)",
+            "fsd fs3, 128(sp)",
+            "fsd fs4, 136(sp)",
+            "fsd fs5, 144(sp)",
+            "fsd fs6, 152(sp)",
+            "fsd fs7, 160(sp)",
+            "fsd fs8, 168(sp)",
+            "fsd fs9, 176(sp)",
+            "fsd fs10, 184(sp)",
+            "fsd fs11, 192(sp)",
+            "sd a1, 200(sp)",
+            "ld s0, 0(a0)",
+            "ld s1, 8(a0)",
+            "ld s2, 16(a0)",
+            "ld s3, 24(a0)",
+            "ld s4, 32(a0)",
+            "ld s5, 40(a0)",
+            "ld s6, 48(a0)",
+            "ld s7, 56(a0)",
+            "ld s8, 64(a0)",
+            "ld s9, 72(a0)",
+            "ld s10, 80(a0)",
+            "ld s11, 88(a0)",
+            "fld fs0, 96(a0)",
+            "fld fs1, 104(a0)",
+            "fld fs2, 112(a0)",
+            "fld fs3, 120(a0)",
+            "fld fs4, 128(a0)",
+            "fld fs5, 136(a0)",
+            "fld fs6, 144(a0)",
+            "fld fs7, 152(a0)",
+            "fld fs8, 160(a0)",
+            "fld fs9, 168(a0)",
+            "fld fs10, 176(a0)",
+            "fld fs11, 184(a0)",
+            "mv a0, a3",
+            "jalr a2",
+            "ld a1, 200(sp)",
+            "sd s0, 0(a1)",
+            "sd s1, 8(a1)",
+            "sd s2, 16(a1)",
+            "sd s3, 24(a1)",
+            "sd s4, 32(a1)",
+            "sd s5, 40(a1)",
+            "sd s6, 48(a1)",
+            "sd s7, 56(a1)",
+            "sd s8, 64(a1)",
+            "sd s9, 72(a1)",
+            "sd s10, 80(a1)",
+            "sd s11, 88(a1)",
+            "fsd fs0, 96(a1)",
+            "fsd fs1, 104(a1)",
+            "fsd fs2, 112(a1)",
+            "fsd fs3, 120(a1)",
+            "fsd fs4, 128(a1)",
+            "fsd fs5, 136(a1)",
+            "fsd fs6, 144(a1)",
+            "fsd fs7, 152(a1)",
+            "fsd fs8, 160(a1)",
+            "fsd fs9, 168(a1)",
+            "fsd fs10, 176(a1)",
+            "fsd fs11, 184(a1)",
+            "ld ra, 0(sp)",
+            "ld s0, 8(sp)",
+            "ld s1, 16(sp)",
+            "ld s2, 24(sp)",
+            "ld s3, 32(sp)",
+            "ld s4, 40(sp)",
+            "ld s5, 48(sp)",
+            "ld s6, 56(sp)",
+            "ld s7, 64(sp)",
+            "ld s8, 72(sp)",
+            "ld s9, 80(sp)",
+            "ld s10, 88(sp)",
+            "ld s11, 96(sp)",
+            "fld fs0, 104(sp)",
+            "fld fs1, 112(sp)",
+            "fld fs2, 120(sp)",
+            "fld fs3, 128(sp)",
+            "fld fs4, 136(sp)",
+            "fld fs5, 144(sp)",
+            "fld fs6, 152(sp)",
+            "fld fs7, 160(sp)",
+            "fld fs8, 168(sp)",
+            "fld fs9, 176(sp)",
+            "fld fs10, 184(sp)",
+            "fld fs11, 192(sp)",
+            "addi sp, sp, 208",
+            "ret",
+        )
+    }
+
+    /// The stack pointer at this call, which the psABI keeps 16-aligned.
+    #[unsafe(naked)]
+    pub extern "C" fn stack_pointer_before_call() -> usize {
+        core::arch::naked_asm!("mv a0, sp", "ret")
+    }
+}
+
 use isa::{Sentinels, comparable, sentinels, with_sentinels, without_fp_control};
 
 type SentinelFiber = Fiber<(), (), Sentinels>;
@@ -476,6 +634,45 @@ mod floating_point_control {
         assert_eq!(
             seen_by_fiber, before,
             "the fiber sees the thread's FPCR too"
+        );
+    }
+}
+
+#[cfg(target_arch = "riscv64")]
+mod floating_point_control {
+    use super::*;
+    use fibers::arch::{read_fcsr, write_fcsr};
+
+    /// fcsr.frm (bits 5-7) = 0b001: round toward zero.
+    const ROUND_TOWARD_ZERO: u64 = 0b001 << 5;
+    const FRM: u64 = 0b111 << 5;
+
+    #[test]
+    fn fcsr_is_thread_state_that_a_fiber_shares_with_its_resumer() {
+        let before = read_fcsr();
+        let mut fiber = Fiber::new(|suspender: &Suspender<(), ()>, ()| {
+            // SAFETY: the test restores the original fcsr below.
+            unsafe { write_fcsr((read_fcsr() & !FRM) | ROUND_TOWARD_ZERO) };
+            suspender.suspend(());
+            read_fcsr()
+        })
+        .unwrap();
+        assert_eq!(fiber.resume(()), FiberResult::Yield(()));
+        let seen_by_resumer = read_fcsr();
+        // SAFETY: back to the value compiled code expects.
+        unsafe { write_fcsr(before) };
+        assert_eq!(
+            seen_by_resumer & FRM,
+            ROUND_TOWARD_ZERO,
+            "fcsr is thread state: a switch does not save or restore it"
+        );
+        let FiberResult::Return(seen_by_fiber) = fiber.resume(()) else {
+            panic!("fiber should return")
+        };
+        assert_eq!(
+            seen_by_fiber & FRM,
+            before & FRM,
+            "the fiber sees the thread's fcsr too"
         );
     }
 }
