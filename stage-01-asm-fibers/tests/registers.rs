@@ -51,6 +51,15 @@ mod isa {
         s
     }
 
+    /// Every register by name with its value.
+    pub fn named(s: &Sentinels) -> Vec<(&'static str, u64)> {
+        let names = ["rbx", "rbp", "r12", "r13", "r14", "r15"];
+        let mut all: Vec<_> = names.into_iter().zip(s.general).collect();
+        all.push(("MXCSR (control bits)", u64::from(s.mxcsr)));
+        all.push(("x87 control word", u64::from(s.x87_control)));
+        all
+    }
+
     /// Leaves out the control words, which a fiber with
     /// `FpControl::Shared` shares with its resumer.
     pub fn without_fp_control(mut s: Sentinels) -> Sentinels {
@@ -145,6 +154,17 @@ mod isa {
 
     pub fn comparable(s: Sentinels) -> Sentinels {
         s
+    }
+
+    /// Every register by name with its value.
+    pub fn named(s: &Sentinels) -> Vec<(&'static str, u64)> {
+        let general = [
+            "x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27", "x28", "x29",
+        ];
+        let float = ["d8", "d9", "d10", "d11", "d12", "d13", "d14", "d15"];
+        let mut all: Vec<_> = general.into_iter().zip(s.general).collect();
+        all.extend(float.into_iter().zip(s.float));
+        all
     }
 
     /// FPCR is not among the sentinels: nothing to leave out.
@@ -243,6 +263,19 @@ mod isa {
 
     pub fn comparable(s: Sentinels) -> Sentinels {
         s
+    }
+
+    /// Every register by name with its value.
+    pub fn named(s: &Sentinels) -> Vec<(&'static str, u64)> {
+        let general = [
+            "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11",
+        ];
+        let float = [
+            "fs0", "fs1", "fs2", "fs3", "fs4", "fs5", "fs6", "fs7", "fs8", "fs9", "fs10", "fs11",
+        ];
+        let mut all: Vec<_> = general.into_iter().zip(s.general).collect();
+        all.extend(float.into_iter().zip(s.float));
+        all
     }
 
     /// fcsr is not among the sentinels: nothing to leave out.
@@ -376,7 +409,24 @@ mod isa {
     }
 }
 
-use isa::{Sentinels, comparable, sentinels, with_sentinels, without_fp_control};
+use isa::{Sentinels, comparable, named, sentinels, with_sentinels, without_fp_control};
+
+/// Fails naming every register whose value did not survive, in hex.
+#[track_caller]
+fn assert_registers_survived(seen: Sentinels, expected: Sentinels, whose: &str) {
+    let lost: Vec<String> = named(&seen)
+        .into_iter()
+        .zip(named(&expected))
+        .filter(|((_, got), (_, want))| got != want)
+        .map(|((name, got), (_, want))| format!("  {name}: was {want:#x}, came back as {got:#x}"))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{whose}: the switch lost {} callee-saved register(s):\n{}",
+        lost.len(),
+        lost.join("\n")
+    );
+}
 
 type SentinelFiber = Fiber<(), (), Sentinels>;
 
@@ -447,20 +497,20 @@ fn callee_saved_registers_survive_a_round_trip_into_a_fiber_that_overwrites_them
     let resumer_values = [sentinels(0xA1, 3), sentinels(0xA2, 1)];
     let fiber_values = sentinels(0xF0, 2);
     let (resumer_seen, fiber_seen) = round_trip(FpControl::PerFiber, resumer_values, fiber_values);
-    assert_eq!(
+    assert_registers_survived(
         comparable(resumer_seen[0]),
         comparable(resumer_values[0]),
-        "resumer, after the fiber suspended"
+        "resumer, after the fiber suspended",
     );
-    assert_eq!(
+    assert_registers_survived(
         comparable(resumer_seen[1]),
         comparable(resumer_values[1]),
-        "resumer, after the fiber returned"
+        "resumer, after the fiber returned",
     );
-    assert_eq!(
+    assert_registers_survived(
         comparable(fiber_seen),
         comparable(fiber_values),
-        "fiber, after being resumed"
+        "fiber, after being resumed",
     );
 }
 
@@ -470,16 +520,16 @@ fn callee_saved_registers_survive_a_round_trip_into_a_fiber_that_shares_fp_contr
     let fiber_values = sentinels(0xE0, 2);
     let (resumer_seen, fiber_seen) = round_trip(FpControl::Shared, resumer_values, fiber_values);
     for (i, (seen, set)) in resumer_seen.iter().zip(&resumer_values).enumerate() {
-        assert_eq!(
+        assert_registers_survived(
             without_fp_control(*seen),
             without_fp_control(*set),
-            "resumer, after switch {i} back from the fiber"
+            &format!("resumer, after switch {i} back from the fiber"),
         );
     }
-    assert_eq!(
+    assert_registers_survived(
         without_fp_control(fiber_seen),
         without_fp_control(fiber_values),
-        "fiber, after being resumed"
+        "fiber, after being resumed",
     );
 }
 
