@@ -44,8 +44,20 @@ impl Stack {
     pub const DEFAULT_SIZE: usize = 256 * 1024;
 
     /// Maps a stack with at least `usable_size` usable bytes (rounded up to
-    /// whole pages, at least one page) and a guard page below them.
+    /// whole pages, at least one page) and a guard page below them, and
+    /// enters the guard page in the registry the overflow handler searches.
     pub fn new(usable_size: usize) -> io::Result<Stack> {
+        let mut stack = Self::map_with_guard_page(usable_size)?;
+        overflow::prepare_thread();
+        stack.registration = Some(overflow::register_guard(stack.guard()));
+        Ok(stack)
+    }
+
+    // ANCHOR: map_with_guard_page
+    /// The mapping of `new`: `usable_size` bytes rounded up to whole pages
+    /// (at least one), read + write, with one `PROT_NONE` page below them.
+    fn map_with_guard_page(usable_size: usize) -> io::Result<Stack> {
+        // ANCHOR: lab_1_4_guard
         let page = page_size();
         let usable = usable_size
             .max(1)
@@ -73,7 +85,7 @@ impl Stack {
             return Err(io::Error::last_os_error());
         }
         // Constructed now so that the mapping is unmapped if mprotect fails.
-        let mut stack = Stack {
+        let stack = Stack {
             base: NonNull::new(base.cast()).ok_or_else(io::Error::last_os_error)?,
             mapped_len,
             guard_len: page,
@@ -84,10 +96,10 @@ impl Stack {
         if unsafe { libc::mprotect(base, page, libc::PROT_NONE) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        overflow::prepare_thread();
-        stack.registration = Some(overflow::register_guard(stack.guard()));
         Ok(stack)
+        // ANCHOR_END: lab_1_4_guard
     }
+    // ANCHOR_END: map_with_guard_page
 
     /// One past the highest usable byte. Page aligned, hence 16-byte aligned,
     /// as both ABIs require of a stack pointer.

@@ -108,6 +108,7 @@ pub const SAVED_CONTEXT: &[&str] = &[
 ];
 
 // ANCHOR: save_restore
+// ANCHOR: lab_1_2_swap
 /// Stores this side's callee-saved state (x30 holds where it resumes) and
 /// its stack pointer in `*x2`; then loads the stack pointer in `x1` and the
 /// other side's state, leaving in x30 where the other side resumes.
@@ -142,6 +143,7 @@ macro_rules! swap_stacks {
         )
     };
 }
+// ANCHOR_END: lab_1_2_swap
 // ANCHOR_END: save_restore
 
 // ANCHOR: switch

@@ -108,6 +108,7 @@ pub const SAVED_CONTEXT: &[&str] = &[
 ];
 
 // ANCHOR: save_restore
+// ANCHOR: lab_1_1_swap
 /// Pushes this side's callee-saved state and stores the stack pointer in
 /// `*rdx`; then loads the stack pointer in `rsi` and pops the other side's
 /// state. What is left on top of the other stack is where it resumes.
@@ -153,6 +154,7 @@ macro_rules! swap_stacks {
         )
     };
 }
+// ANCHOR_END: lab_1_1_swap
 // ANCHOR_END: save_restore
 
 // ANCHOR: switch
@@ -305,6 +307,7 @@ pub unsafe fn init_stack(
     data: *mut u8,
     top: *mut u8,
 ) -> StackPointer {
+    // ANCHOR: lab_1_3_fresh_frame
     let control = u64::from(DEFAULT_MXCSR) | (u64::from(DEFAULT_X87_CONTROL_WORD) << 32);
     let frame: [u64; 8] = [
         control,
@@ -322,5 +325,6 @@ pub unsafe fn init_stack(
         sp.cast::<[u64; 8]>().write(frame);
         sp
     }
+    // ANCHOR_END: lab_1_3_fresh_frame
 }
 // ANCHOR_END: init_stack
