@@ -187,6 +187,45 @@ mod tests {
         }
     }
 
+    /// The permissions of the mapping that contains `address`, as
+    /// `/proc/self/maps` lists them (`rw-p`, `---p`, ...).
+    fn permissions_at(address: usize) -> String {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        for line in maps.lines() {
+            let mut fields = line.split_whitespace();
+            let range = fields.next().unwrap();
+            let permissions = fields.next().unwrap();
+            let (start, end) = range.split_once('-').unwrap();
+            let start = usize::from_str_radix(start, 16).unwrap();
+            let end = usize::from_str_radix(end, 16).unwrap();
+            if (start..end).contains(&address) {
+                return permissions.to_string();
+            }
+        }
+        "unmapped".to_string()
+    }
+
+    #[test]
+    fn the_page_below_the_usable_region_is_a_guard_page_no_code_may_touch() {
+        let stack = Stack::new(16 * 1024).unwrap();
+        let guard = stack.guard();
+        assert_eq!(guard.len(), page_size(), "the guard is one page");
+        assert_eq!(guard.end, stack.bottom() as usize, "right below bottom()");
+        let below = permissions_at(guard.start);
+        assert!(
+            below.starts_with("---"),
+            "the page at {:#x} below bottom() is mapped {below:?}; a guard page must be \
+             PROT_NONE (---p) so that running off the stack faults",
+            guard.start
+        );
+        let usable = permissions_at(stack.bottom() as usize);
+        assert!(
+            usable.starts_with("rw"),
+            "bottom() {:#x} is mapped {usable:?}, expected read + write",
+            stack.bottom() as usize
+        );
+    }
+
     #[test]
     fn an_impossible_size_is_an_error_not_a_panic() {
         let error = Stack::new(usize::MAX).unwrap_err();

@@ -64,10 +64,15 @@ fn deep_recursion_in_a_fiber_dies_with_sigabrt_and_reports_a_fiber_stack_overflo
     assert_eq!(
         output.status.signal(),
         Some(libc::SIGABRT),
-        "status {:?}, stderr:\n{stderr}",
+        "the child should die of SIGABRT after reporting \"fiber stack overflow\" (the \
+         guard page turns the overflow into a fault that the handler reports); it ended \
+         with {:?}, stderr:\n{stderr}",
         output.status
     );
-    assert!(stderr.contains("fiber stack overflow"), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("fiber stack overflow"),
+        "expected \"fiber stack overflow\" on stderr, got:\n{stderr}"
+    );
 }
 
 #[test]
