@@ -593,10 +593,13 @@ mod floating_point_control {
             ROUND_TOWARD_ZERO,
             "the fiber changed its own mode"
         );
-        assert_eq!(
-            read_mxcsr() & 0xFFC0,
+        let after = read_mxcsr();
+        assert!(
+            after & 0xFFC0 == before & 0xFFC0,
+            "the resumer's MXCSR control bits were {:#06x} before the fiber ran and {:#06x} \
+             after it suspended: the fiber's rounding mode leaked out through the switch",
             before & 0xFFC0,
-            "the resumer's mode is untouched"
+            after & 0xFFC0
         );
         let FiberResult::Return(after_resume) = fiber.resume(()) else {
             panic!("fiber should return")
@@ -647,7 +650,13 @@ mod floating_point_control {
         let FiberResult::Return(inside) = inside else {
             panic!("fiber should return")
         };
-        assert_eq!(inside & 0xFFC0, fibers::arch::DEFAULT_MXCSR);
+        assert!(
+            inside & 0xFFC0 == fibers::arch::DEFAULT_MXCSR,
+            "a fresh fiber's MXCSR control bits are {:#06x}, expected the default {:#06x}: \
+             did init_stack write the default control words, and does the switch load them?",
+            inside & 0xFFC0,
+            fibers::arch::DEFAULT_MXCSR
+        );
     }
 }
 
