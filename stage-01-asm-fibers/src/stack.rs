@@ -1,6 +1,6 @@
 //! A fiber's stack: memory from `mmap` with a guard page below it.
 //!
-//! Stacks grow down on both architectures this course targets, so the guard
+//! Stacks grow down on all three architectures this course targets, so the guard
 //! page sits at the *low* end. Running off the bottom of the usable region
 //! touches the guard page, which faults instead of silently overwriting
 //! whatever memory happens to lie below.
@@ -102,7 +102,7 @@ impl Stack {
     // ANCHOR_END: map_with_guard_page
 
     /// One past the highest usable byte. Page aligned, hence 16-byte aligned,
-    /// as both ABIs require of a stack pointer.
+    /// as all three ABIs require of a stack pointer.
     pub fn top(&self) -> *mut u8 {
         // SAFETY: base + mapped_len is one past the end of our own mapping.
         unsafe { self.base.as_ptr().add(self.mapped_len) }
