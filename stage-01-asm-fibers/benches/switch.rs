@@ -10,6 +10,7 @@
 //! |---|---|
 //! | `switch/ours` | resume + suspend of a default fiber (own MXCSR and x87 CW) |
 //! | `switch/ours_shared_fp` | the same with `FpControl::Shared` |
+//! | `switch/ours_arch_only` | the same through `arch::switch_in`/`switch_back` alone, no `Fiber` |
 //! | `switch/corosensei` | the same with corosensei's `Coroutine` |
 //! | `switch/os_thread` | a token to another thread and back over rendezvous channels |
 //! | `fp_control/save_restore` | one save and one restore of MXCSR and the x87 CW (x86-64) |
@@ -19,8 +20,32 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use std::ptr;
+
 use criterion::{Criterion, criterion_group, criterion_main};
-use fibers::{Fiber, FpControl, Stack, Suspender};
+use fibers::{Fiber, FpControl, Stack, Suspender, arch};
+
+/// A fiber driven by `arch` alone, for `switch/ours_arch_only`.
+mod bare {
+    use fibers::arch::{self, StackPointer};
+
+    /// Where the two sides' contexts are saved.
+    pub struct Link {
+        pub fiber: StackPointer,
+        pub resumer: StackPointer,
+    }
+
+    /// Answers every switch with its argument plus one, for ever.
+    pub unsafe extern "C" fn entry(first: usize, link: *mut u8, _top: *mut u8) -> ! {
+        let link = link.cast::<Link>();
+        let mut n = first;
+        loop {
+            // SAFETY: we run on the fiber's stack, resumed by `switch_in`,
+            // whose context is in `link.resumer`.
+            n = unsafe { arch::switch_back(n + 1, (*link).resumer, &raw mut (*link).fiber) };
+        }
+    }
+}
 
 fn counter(fp_control: FpControl) -> Fiber<u64, u64> {
     let stack = Stack::new(Stack::DEFAULT_SIZE).unwrap();
@@ -49,6 +74,35 @@ fn switch(c: &mut Criterion) {
     group.bench_function("ours_shared_fp", |b| {
         let mut fiber = counter(FpControl::Shared);
         b.iter(|| black_box(fiber.resume(black_box(1))));
+    });
+
+    group.bench_function("ours_arch_only", |b| {
+        // The same round trip through `arch::switch_in`/`switch_back` alone,
+        // without the safe `Fiber` layer (messages, checks): what that layer
+        // costs is `switch/ours` minus this.
+        let stack = Stack::new(Stack::DEFAULT_SIZE).unwrap();
+        let mut boxed = Box::new(bare::Link {
+            fiber: ptr::null_mut(),
+            resumer: ptr::null_mut(),
+        });
+        let top = stack.top();
+        let link: *mut bare::Link = &raw mut *boxed;
+        // SAFETY: the stack is ours and unused; the Link outlives every
+        // switch (it is dropped after the stack), and the fiber never returns.
+        unsafe { (*link).fiber = arch::init_stack(top.sub(16), bare::entry, link.cast(), top) };
+        // SAFETY: the fiber is suspended in `switch_back` (or fresh) with its
+        // context in `link.fiber`; `link.resumer` is valid for the write.
+        b.iter(|| unsafe {
+            black_box(arch::switch_in(
+                black_box(1),
+                (*link).fiber,
+                &raw mut (*link).resumer,
+            ))
+        });
+        // The fiber stays suspended for ever; nothing on its stack owns
+        // anything, so unmapping the stack frees all of it.
+        drop(stack);
+        drop(boxed);
     });
 
     group.bench_function("corosensei", |b| {
