@@ -223,7 +223,7 @@ impl<Input, Yield, Return> Fiber<Input, Yield, Return> {
     ///
     /// # Panics
     /// When the fiber has already finished (returned or panicked).
-    #[inline]
+    #[inline(always)]
     pub fn resume(&mut self, input: Input) -> FiberResult<Yield, Return> {
         assert!(!self.finished, "resumed a fiber that has already finished");
         match self.switch_in(Command::Resume(input)) {

@@ -92,6 +92,7 @@ impl<Y: 'static, R: 'static> Generator<Y, R> {
     // ANCHOR: resume
     /// Runs the closure until it yields or returns. A panic in the closure
     /// is re-raised here. Returns `None` once the closure has returned.
+    #[inline]
     pub fn resume(&mut self) -> Option<GeneratorState<Y, R>> {
         if self.fiber.is_finished() {
             return None;
@@ -115,6 +116,7 @@ impl<Y: 'static, R: 'static> Generator<Y, R> {
 impl<Y: 'static> Iterator for Generator<Y, ()> {
     type Item = Y;
 
+    #[inline]
     fn next(&mut self) -> Option<Y> {
         match self.resume()? {
             GeneratorState::Yielded(value) => Some(value),
