@@ -130,6 +130,7 @@ pub const SAVED_CONTEXT: &[&str] = &[
 ];
 
 // ANCHOR: save_restore
+// ANCHOR: lab_1_5_swap
 /// Stores this side's callee-saved state (ra holds where it resumes) and
 /// its stack pointer in `*a2`; then loads the stack pointer in `a1` and the
 /// other side's state, leaving in ra where the other side resumes.
@@ -195,6 +196,7 @@ macro_rules! swap_stacks {
         )
     };
 }
+// ANCHOR_END: lab_1_5_swap
 // ANCHOR_END: save_restore
 
 // ANCHOR: switch
