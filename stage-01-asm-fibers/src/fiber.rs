@@ -31,6 +31,7 @@
 //! suspended inside `switch` and its stack cannot change.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
@@ -39,8 +40,29 @@ use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 
 use crate::arch::{self, StackPointer};
-use crate::overflow;
 use crate::stack::Stack;
+
+/// Whether a fiber carries its own floating-point control state.
+///
+/// On x86-64 the System V ABI makes the control bits of MXCSR and the x87
+/// control word callee-saved, so by default each fiber keeps its own (a
+/// fresh fiber starts with the defaults, and a rounding mode set inside a
+/// fiber stays inside it). That costs a save and a restore of both words
+/// per switch. A fiber that never changes them can share the thread's
+/// instead, as corosensei's coroutines do, and switch faster.
+///
+/// On AArch64 and RISC-V, FPCR and fcsr are thread state in the ABI and are
+/// never switched: both choices behave as `Shared`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FpControl {
+    /// The fiber keeps its own control words (x86-64), starting from the
+    /// defaults.
+    #[default]
+    PerFiber,
+    /// The fiber uses whatever control words the thread has when it is
+    /// resumed, and a change it makes is seen by its resumer.
+    Shared,
+}
 
 /// What `resume` hands back: the fiber either suspended with a value or
 /// finished with its closure's result.
@@ -70,6 +92,14 @@ enum Ending<Return> {
 /// The panic payload used to unwind a fiber that is being dropped. It is
 /// raised with `resume_unwind`, so the panic hook does not print it.
 struct ForcedUnwind;
+
+/// What `fiber_root` receives from `with_stack`: the closure, and the
+/// lowest address of the fiber's stack for its `Suspender`.
+struct Start<F> {
+    closure: F,
+    bottom: *mut u8,
+    fp_control: FpControl,
+}
 
 /// Size of the link header at the top of every fiber stack.
 const LINK_HEADER: usize = 16;
@@ -119,6 +149,7 @@ type FiberMarker<Input, Yield, Return> =
 pub struct Fiber<Input = (), Yield = (), Return = ()> {
     stack: Stack,
     finished: bool,
+    fp_control: FpControl,
     _marker: FiberMarker<Input, Yield, Return>,
 }
 
@@ -127,6 +158,7 @@ impl<Input, Yield, Return> fmt::Debug for Fiber<Input, Yield, Return> {
         f.debug_struct("Fiber")
             .field("stack", &self.stack)
             .field("finished", &self.finished)
+            .field("fp_control", &self.fp_control)
             .finish()
     }
 }
@@ -149,25 +181,36 @@ impl<Input, Yield, Return> Fiber<Input, Yield, Return> {
     where
         F: FnOnce(&Suspender<Input, Yield>, Input) -> Return + 'static,
     {
-        overflow::prepare_thread();
+        Self::with_fp_control(stack, FpControl::PerFiber, f)
+    }
+
+    /// Creates a fiber that will run `f` on `stack`, keeping its own
+    /// floating-point control state or sharing the thread's (see
+    /// [`FpControl`]).
+    pub fn with_fp_control<F>(stack: Stack, fp_control: FpControl, f: F) -> Self
+    where
+        F: FnOnce(&Suspender<Input, Yield>, Input) -> Return + 'static,
+    {
         let top = stack.top();
-        let closure = Box::into_raw(Box::new(f)).cast::<u8>();
+        let start = Start {
+            closure: f,
+            bottom: stack.bottom(),
+            fp_control,
+        };
+        let start = Box::into_raw(Box::new(start)).cast::<u8>();
         // SAFETY: the stack is ours and unused; the header and the initial
         // frame fit in its first page, which every stack has.
         unsafe {
             let frame_top = top.sub(LINK_HEADER);
-            let initial_sp = arch::init_stack(
-                frame_top,
-                fiber_root::<F, Input, Yield, Return>,
-                closure,
-                top,
-            );
+            let initial_sp =
+                arch::init_stack(frame_top, fiber_root::<F, Input, Yield, Return>, start, top);
             fiber_sp_slot(top).write(initial_sp);
             resumer_sp_slot(top).write(ptr::null_mut());
         }
         Fiber {
             stack,
             finished: false,
+            fp_control,
             _marker: PhantomData,
         }
     }
@@ -180,7 +223,7 @@ impl<Input, Yield, Return> Fiber<Input, Yield, Return> {
     ///
     /// # Panics
     /// When the fiber has already finished (returned or panicked).
-    #[inline]
+    #[inline(always)]
     pub fn resume(&mut self, input: Input) -> FiberResult<Yield, Return> {
         assert!(!self.finished, "resumed a fiber that has already finished");
         match self.switch_in(Command::Resume(input)) {
@@ -197,18 +240,22 @@ impl<Input, Yield, Return> Fiber<Input, Yield, Return> {
     fn switch_in(&mut self, command: Command<Input>) -> Result<Yield, Ending<Return>> {
         let top = self.stack.top();
         let mut message = Some(command);
-        let outer_guard = overflow::enter_stack(self.stack.guard());
         // SAFETY: the fiber is not finished, so its saved stack pointer is
         // either the fresh frame or the context saved by its last suspend,
         // on a stack we own; `message` lives until the fiber has taken it.
         let reply = unsafe {
-            arch::switch_in(
+            let (arg, load_sp, save_sp) = (
                 &raw mut message as usize,
                 fiber_sp_slot(top).read(),
                 resumer_sp_slot(top),
-            )
+            );
+            // Two direct calls, not a call through a chosen pointer: the
+            // branch is predicted, an indirect call costs a little more.
+            match self.fp_control {
+                FpControl::PerFiber => arch::switch_in(arg, load_sp, save_sp),
+                FpControl::Shared => arch::switch_in_shared_fp(arg, load_sp, save_sp),
+            }
         };
-        overflow::leave_stack(outer_guard);
         // SAFETY: the fiber's root clears the fiber's saved stack pointer
         // before it sends its ending; otherwise the message is a yield.
         unsafe {
@@ -283,6 +330,27 @@ impl<Input, Yield, Return> Drop for Fiber<Input, Yield, Return> {
     }
 }
 
+/// The fiber's half of the switch that matches its resumer's.
+///
+/// # Safety
+/// As for `arch::switch_back`; `fp_control` is the fiber's own.
+#[inline(always)]
+unsafe fn switch_back(
+    fp_control: FpControl,
+    arg: usize,
+    load_sp: StackPointer,
+    save_sp: *mut StackPointer,
+) -> usize {
+    // SAFETY: the caller's promises; the resumer used the switch_in of the
+    // same kind, so the frames match.
+    unsafe {
+        match fp_control {
+            FpControl::PerFiber => arch::switch_back(arg, load_sp, save_sp),
+            FpControl::Shared => arch::switch_back_shared_fp(arg, load_sp, save_sp),
+        }
+    }
+}
+
 // ANCHOR: root
 /// The bottom frame of every fiber: runs the closure, catches whatever
 /// panic comes out of it, and sends the ending to the resumer. A panic must
@@ -291,31 +359,43 @@ impl<Input, Yield, Return> Drop for Fiber<Input, Yield, Return> {
 ///
 /// # Safety
 /// Called only by `trampoline`, with the message of the first resume, the
-/// closure boxed by `with_stack`, and the top of the fiber's stack.
+/// `Start` boxed by `with_stack`, and the top of the fiber's stack.
 unsafe extern "C" fn fiber_root<F, Input, Yield, Return>(
     first: usize,
-    closure: *mut u8,
+    start: *mut u8,
     top: *mut u8,
 ) -> !
 where
     F: FnOnce(&Suspender<Input, Yield>, Input) -> Return,
 {
-    // SAFETY: `with_stack` boxed an F; the first message is a Command<Input>.
-    let (closure, command) = unsafe {
+    // SAFETY: `with_stack` boxed a Start<F>; the first message is a Command<Input>.
+    let (start, command) = unsafe {
         (
-            Box::from_raw(closure.cast::<F>()),
+            Box::from_raw(start.cast::<Start<F>>()),
             take_message::<Command<Input>>(first),
         )
     };
+    let Start {
+        closure,
+        bottom,
+        fp_control,
+    } = *start;
     let ending = match command {
         Command::Resume(input) => {
             let suspender = Suspender {
                 top,
+                bottom,
+                fp_control,
+                unwinding: Cell::new(false),
                 _marker: PhantomData,
             };
             match panic::catch_unwind(AssertUnwindSafe(|| closure(&suspender, input))) {
                 Ok(value) => Ending::Returned(value),
-                Err(payload) if payload.is::<ForcedUnwind>() => Ending::Unwound,
+                // Only the unwind this fiber was asked for; the same payload
+                // smuggled in from another fiber is an ordinary panic here.
+                Err(payload) if payload.is::<ForcedUnwind>() && suspender.unwinding.get() => {
+                    Ending::Unwound
+                }
                 Err(payload) => Ending::Panicked(payload),
             }
         }
@@ -334,7 +414,8 @@ where
     // switch that brought us here.
     unsafe {
         fiber_sp_slot(top).write(ptr::null_mut());
-        arch::switch_back(
+        switch_back(
+            fp_control,
             &raw mut message as usize,
             resumer_sp_slot(top).read(),
             &raw mut never_resumed,
@@ -348,6 +429,13 @@ where
 /// fiber suspend from any call depth.
 pub struct Suspender<Input, Yield> {
     top: *mut u8,
+    /// The lowest usable address of the fiber's stack: `suspend` checks
+    /// that it runs between `bottom` and `top`.
+    bottom: *mut u8,
+    /// Which switch the fiber's resumer used, so `suspend` uses its pair.
+    fp_control: FpControl,
+    /// Set once `suspend` has been told to unwind the fiber.
+    unwinding: Cell<bool>,
     _marker: PhantomData<fn(Yield) -> Input>,
 }
 
@@ -366,13 +454,24 @@ impl<Input, Yield> Suspender<Input, Yield> {
     ///
     /// If the fiber is dropped instead of resumed, this call does not
     /// return: it unwinds the fiber's stack so its locals are dropped.
+    ///
+    /// # Panics
+    /// When called anywhere but on this fiber's own stack, for example from
+    /// a fiber nested inside it that was handed this `Suspender` as input:
+    /// the fiber would be saved in the middle of another fiber's stack.
     #[inline(always)]
     pub fn suspend(&self, value: Yield) -> Input {
         let mut message = Some(value);
-        // SAFETY: we run on the fiber's stack, so the resumer is suspended
-        // inside `switch_in` and its saved stack pointer is in the header.
+        let here = &raw const message as usize;
+        if !(self.bottom as usize..self.top as usize).contains(&here) {
+            called_outside_its_fiber();
+        }
+        // SAFETY: we run on the fiber's stack (checked above), so the fiber
+        // is the one running and its resumer is suspended inside
+        // `switch_in`, with its saved stack pointer in the header.
         let reply = unsafe {
-            arch::switch_back(
+            switch_back(
+                self.fp_control,
                 &raw mut message as usize,
                 resumer_sp_slot(self.top).read(),
                 fiber_sp_slot(self.top),
@@ -381,8 +480,21 @@ impl<Input, Yield> Suspender<Input, Yield> {
         // SAFETY: the resumer always sends a Command<Input>.
         match unsafe { take_message::<Command<Input>>(reply) } {
             Command::Resume(input) => input,
-            Command::Unwind => panic::resume_unwind(Box::new(ForcedUnwind)),
+            Command::Unwind => {
+                self.unwinding.set(true);
+                panic::resume_unwind(Box::new(ForcedUnwind))
+            }
         }
     }
     // ANCHOR_END: suspend
+}
+
+#[cold]
+#[inline(never)]
+fn called_outside_its_fiber() -> ! {
+    panic!(
+        "Suspender::suspend called outside its own fiber (from another fiber's stack, \
+         e.g. a nested fiber given the outer fiber's Suspender): only the fiber that \
+         received a Suspender may suspend with it"
+    )
 }

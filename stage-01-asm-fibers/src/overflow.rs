@@ -2,47 +2,123 @@
 //!
 //! A fiber that recurses too deep runs into the guard page below its stack
 //! and the CPU faults: the kernel sends SIGSEGV to the thread. This module
-//! installs a SIGSEGV handler that checks whether the faulting address lies
-//! in the guard page of the fiber running on this thread. If it does, it
+//! installs a SIGSEGV handler that looks the faulting address up among the
+//! guard pages of *all live stacks* (the registry below). If it finds it, it
 //! prints a clear message and aborts; otherwise the fault is not ours and
 //! goes to whatever handler was installed before (Rust's own, which reports
 //! overflows of thread stacks, or the default action).
 //!
+//! The lookup does not ask which fiber is running: a switch does no
+//! bookkeeping at all, and an overflow is reported whichever code switched
+//! onto the stack (a `Fiber`, a scheduler of stage 02, or a learner's own
+//! use of `arch::switch_in`).
+//!
 //! The handler cannot run on the overflowed stack (there is no room left),
-//! so each thread that runs fibers gets an alternate signal stack
+//! so each thread that creates stacks gets an alternate signal stack
 //! (`sigaltstack`) unless it already has one, and the handler is installed
 //! with `SA_ONSTACK`.
 //!
-//! A signal handler may only do async-signal-safe things: it reads one
-//! thread-local cell (a plain load from thread-local storage, no
-//! allocation, no lazy initialisation), formats into a buffer on its own
+//! A signal handler may only do async-signal-safe things: it reads atomics
+//! (plain loads, no lock, no allocation), formats into a buffer on its own
 //! stack, and calls `write` and `abort`.
 
 use std::cell::Cell;
 use std::io::Write as _;
 use std::ops::Range;
 use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Once, OnceLock};
 
 thread_local! {
-    /// The guard page of the fiber running on this thread, if any.
-    static RUNNING_GUARD: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
     /// This thread's alternate signal stack, if we had to create one.
     static ALTERNATE_STACK: Cell<Option<AlternateStack>> = const { Cell::new(None) };
 }
 
-/// Marks `guard` as the guard page of the stack about to run on this thread,
-/// returning the previous one (fibers nest) for `leave_stack`.
-#[inline(always)]
-pub(crate) fn enter_stack(guard: Range<usize>) -> (usize, usize) {
-    RUNNING_GUARD.with(|cell| cell.replace((guard.start, guard.end)))
+// ANCHOR: registry
+/// How many guard pages one chunk of the registry holds.
+const SLOTS_PER_CHUNK: usize = 510;
+
+/// A piece of the registry: slots holding the start address of a live
+/// stack's guard page (0 = free). Chunks are linked into a list that only
+/// grows and are never freed, so the signal handler can walk it at any
+/// moment without a lock: the worst it sees is a slot being filled or
+/// cleared, which is exactly as good as the moment before or after.
+struct Chunk {
+    slots: [AtomicUsize; SLOTS_PER_CHUNK],
+    next: AtomicPtr<Chunk>,
 }
 
-/// Restores the guard page that was current before `enter_stack`.
-#[inline(always)]
-pub(crate) fn leave_stack(previous: (usize, usize)) {
-    RUNNING_GUARD.with(|cell| cell.set(previous));
+/// The newest chunk; each chunk points to the one made before it.
+static CHUNKS: AtomicPtr<Chunk> = AtomicPtr::new(ptr::null_mut());
+/// Length of every guard page (one page; set before any slot is filled).
+static GUARD_LEN: AtomicUsize = AtomicUsize::new(0);
+
+fn chunks() -> impl Iterator<Item = &'static Chunk> {
+    let first = CHUNKS.load(Ordering::Acquire);
+    // SAFETY: chunks are leaked boxes, never freed, published with Release.
+    std::iter::successors(unsafe { first.as_ref() }, |chunk| unsafe {
+        chunk.next.load(Ordering::Acquire).as_ref()
+    })
 }
+
+/// A live stack's place in the registry; cleared on drop.
+#[derive(Debug)]
+pub(crate) struct GuardRegistration(&'static AtomicUsize);
+
+/// Records `guard` (one page) as the guard page of a live stack.
+pub(crate) fn register_guard(guard: Range<usize>) -> GuardRegistration {
+    GUARD_LEN.store(guard.end - guard.start, Ordering::Relaxed);
+    for chunk in chunks() {
+        for slot in &chunk.slots {
+            if slot.load(Ordering::Relaxed) == 0
+                && slot
+                    .compare_exchange(0, guard.start, Ordering::Release, Ordering::Relaxed)
+                    .is_ok()
+            {
+                return GuardRegistration(slot);
+            }
+        }
+    }
+    // Every slot is taken: add a chunk whose first slot is ours.
+    // Allocated zeroed on the heap, never built on the stack: this may run
+    // on a small fiber stack, and a chunk is 4 KiB.
+    let layout = std::alloc::Layout::new::<Chunk>();
+    // SAFETY: the layout has a non-zero size.
+    let raw = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<Chunk>();
+    if raw.is_null() {
+        std::alloc::handle_alloc_error(layout);
+    }
+    // SAFETY: all-zero bytes are a valid Chunk (free slots, no next); the
+    // allocation is never freed, so the reference lives for ever.
+    let chunk: &'static mut Chunk = unsafe { &mut *raw };
+    chunk.slots[0].store(guard.start, Ordering::Relaxed);
+    let mut head = CHUNKS.load(Ordering::Acquire);
+    loop {
+        chunk.next.store(head, Ordering::Relaxed);
+        match CHUNKS.compare_exchange(head, chunk, Ordering::Release, Ordering::Acquire) {
+            Ok(_) => return GuardRegistration(&chunk.slots[0]),
+            Err(newer) => head = newer,
+        }
+    }
+}
+
+impl Drop for GuardRegistration {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Release);
+    }
+}
+
+/// The guard page of a live stack that contains `address`, if any.
+/// Async-signal-safe: atomic loads only.
+fn guard_containing(address: usize) -> Option<Range<usize>> {
+    let len = GUARD_LEN.load(Ordering::Relaxed);
+    chunks()
+        .flat_map(|chunk| &chunk.slots)
+        .map(|slot| slot.load(Ordering::Acquire))
+        .find(|&start| start != 0 && (start..start + len).contains(&address))
+        .map(|start| start..start + len)
+}
+// ANCHOR_END: registry
 
 /// The handler that was installed before ours, to pass other faults on to.
 struct PreviousAction(libc::sigaction);
@@ -56,7 +132,7 @@ static PREVIOUS_ACTION: OnceLock<PreviousAction> = OnceLock::new();
 
 /// Makes overflows on this thread reportable: installs the handler (once
 /// per process) and an alternate signal stack (once per thread). Called when
-/// a fiber is created; a fiber never leaves the thread that created it.
+/// a stack is created; a `Stack` never leaves the thread that created it.
 pub(crate) fn prepare_thread() {
     install_handler();
     ensure_alternate_stack();
@@ -89,9 +165,8 @@ fn install_handler() {
 extern "C" fn on_segv(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for a SA_SIGINFO handler.
     let fault = unsafe { (*info).si_addr() } as usize;
-    let (guard_start, guard_end) = RUNNING_GUARD.with(Cell::get);
-    if (guard_start..guard_end).contains(&fault) {
-        report_overflow(fault, guard_start, guard_end);
+    if let Some(guard) = guard_containing(fault) {
+        report_overflow(fault, guard.start, guard.end);
         // SAFETY: abort is async-signal-safe and ends the process.
         unsafe { libc::abort() };
     }
@@ -213,5 +288,37 @@ fn ensure_alternate_stack() {
     } else {
         // SAFETY: the mapping was never handed to the kernel as a stack.
         unsafe { libc::munmap(base, len) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Stack;
+
+    #[test]
+    fn every_live_stacks_guard_page_is_found_and_a_dropped_ones_is_not() {
+        // More stacks than one chunk holds, so the registry has to grow.
+        let stacks: Vec<Stack> = (0..3 * SLOTS_PER_CHUNK / 2)
+            .map(|_| Stack::new(4096).unwrap())
+            .collect();
+        for stack in &stacks {
+            let guard = stack.guard();
+            assert_eq!(guard_containing(guard.start), Some(guard.clone()));
+            assert_eq!(guard_containing(guard.end - 1), Some(guard.clone()));
+            assert_eq!(
+                guard_containing(stack.bottom() as usize),
+                None,
+                "the usable region is not a guard"
+            );
+        }
+        let dropped = stacks.iter().map(Stack::guard).collect::<Vec<_>>();
+        drop(stacks);
+        for guard in dropped {
+            // The address may already belong to a stack another test made.
+            if let Some(found) = guard_containing(guard.start) {
+                assert_eq!(found, guard, "a stale entry");
+            }
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! A fiber's stack: memory from `mmap` with a guard page below it.
 //!
-//! Stacks grow down on both architectures this course targets, so the guard
+//! Stacks grow down on all three architectures this course targets, so the guard
 //! page sits at the *low* end. Running off the bottom of the usable region
 //! touches the guard page, which faults instead of silently overwriting
 //! whatever memory happens to lie below.
@@ -22,6 +22,8 @@ use std::io;
 use std::ops::Range;
 use std::ptr::NonNull;
 
+use crate::overflow::{self, GuardRegistration};
+
 /// A stack for one fiber: a private anonymous mapping whose lowest page is a
 /// `PROT_NONE` guard page. The mapping is returned to the kernel on drop.
 #[derive(Debug)]
@@ -32,6 +34,8 @@ pub struct Stack {
     mapped_len: usize,
     /// Length of the guard page (one page).
     guard_len: usize,
+    /// The guard page's entry in the registry the overflow handler searches.
+    registration: Option<GuardRegistration>,
 }
 
 impl Stack {
@@ -40,8 +44,20 @@ impl Stack {
     pub const DEFAULT_SIZE: usize = 256 * 1024;
 
     /// Maps a stack with at least `usable_size` usable bytes (rounded up to
-    /// whole pages, at least one page) and a guard page below them.
+    /// whole pages, at least one page) and a guard page below them, and
+    /// enters the guard page in the registry the overflow handler searches.
     pub fn new(usable_size: usize) -> io::Result<Stack> {
+        let mut stack = Self::map_with_guard_page(usable_size)?;
+        overflow::prepare_thread();
+        stack.registration = Some(overflow::register_guard(stack.guard()));
+        Ok(stack)
+    }
+
+    // ANCHOR: map_with_guard_page
+    /// The mapping of `new`: `usable_size` bytes rounded up to whole pages
+    /// (at least one), read + write, with one `PROT_NONE` page below them.
+    fn map_with_guard_page(usable_size: usize) -> io::Result<Stack> {
+        // ANCHOR: lab_1_4_guard
         let page = page_size();
         let usable = usable_size
             .max(1)
@@ -73,6 +89,7 @@ impl Stack {
             base: NonNull::new(base.cast()).ok_or_else(io::Error::last_os_error)?,
             mapped_len,
             guard_len: page,
+            registration: None,
         };
         // SAFETY: the first page lies inside the mapping just created, which
         // nothing else refers to yet.
@@ -80,10 +97,12 @@ impl Stack {
             return Err(io::Error::last_os_error());
         }
         Ok(stack)
+        // ANCHOR_END: lab_1_4_guard
     }
+    // ANCHOR_END: map_with_guard_page
 
     /// One past the highest usable byte. Page aligned, hence 16-byte aligned,
-    /// as both ABIs require of a stack pointer.
+    /// as all three ABIs require of a stack pointer.
     pub fn top(&self) -> *mut u8 {
         // SAFETY: base + mapped_len is one past the end of our own mapping.
         unsafe { self.base.as_ptr().add(self.mapped_len) }
@@ -109,6 +128,9 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
+        // Leave the registry before the pages can be mapped again for
+        // something else, whose faults must not look like an overflow.
+        drop(self.registration.take());
         // SAFETY: we own the mapping, and a Stack is only dropped once nothing
         // runs on it any more (Fiber guarantees this).
         let result = unsafe { libc::munmap(self.base.as_ptr().cast(), self.mapped_len) };
@@ -163,6 +185,45 @@ mod tests {
             stack.top().sub(1).write(2);
             assert_eq!(stack.bottom().read() + stack.top().sub(1).read(), 3);
         }
+    }
+
+    /// The permissions of the mapping that contains `address`, as
+    /// `/proc/self/maps` lists them (`rw-p`, `---p`, ...).
+    fn permissions_at(address: usize) -> String {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        for line in maps.lines() {
+            let mut fields = line.split_whitespace();
+            let range = fields.next().unwrap();
+            let permissions = fields.next().unwrap();
+            let (start, end) = range.split_once('-').unwrap();
+            let start = usize::from_str_radix(start, 16).unwrap();
+            let end = usize::from_str_radix(end, 16).unwrap();
+            if (start..end).contains(&address) {
+                return permissions.to_string();
+            }
+        }
+        "unmapped".to_string()
+    }
+
+    #[test]
+    fn the_page_below_the_usable_region_is_a_guard_page_no_code_may_touch() {
+        let stack = Stack::new(16 * 1024).unwrap();
+        let guard = stack.guard();
+        assert_eq!(guard.len(), page_size(), "the guard is one page");
+        assert_eq!(guard.end, stack.bottom() as usize, "right below bottom()");
+        let below = permissions_at(guard.start);
+        assert!(
+            below.starts_with("---"),
+            "the page at {:#x} below bottom() is mapped {below:?}; a guard page must be \
+             PROT_NONE (---p) so that running off the stack faults",
+            guard.start
+        );
+        let usable = permissions_at(stack.bottom() as usize);
+        assert!(
+            usable.starts_with("rw"),
+            "bottom() {:#x} is mapped {usable:?}, expected read + write",
+            stack.bottom() as usize
+        );
     }
 
     #[test]

@@ -275,3 +275,64 @@ fn into_stack_raises_a_panic_from_dropping_a_never_started_fibers_closure() {
         Some(&"PanicsWhenDropped was dropped")
     );
 }
+
+#[test]
+fn a_suspender_called_from_another_fibers_stack_is_a_clear_panic_at_the_call() {
+    // The outer fiber hands its own Suspender to an inner fiber as input;
+    // calling it there would save the outer fiber's context on the inner
+    // fiber's stack. It must panic at the call instead, naming the mistake.
+    type Outer = Suspender<(), ()>;
+    let mut outer = Fiber::new(|outer_suspender: &Outer, ()| {
+        let mut inner = Fiber::new(|_: &Suspender<&Outer, ()>, smuggled: &Outer| {
+            smuggled.suspend(());
+        })
+        .unwrap();
+        inner.resume(outer_suspender);
+    })
+    .unwrap();
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| outer.resume(())));
+    let payload = match outcome {
+        Ok(result) => panic!(
+            "the misplaced suspend was obeyed: the outer fiber's resumer got {result:?}; \
+             expected a panic at the suspend call"
+        ),
+        Err(payload) => payload,
+    };
+    let message = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("<not a string>");
+    assert!(
+        message.contains("Suspender::suspend called outside its own fiber"),
+        "panic message: {message:?}"
+    );
+    assert!(outer.is_finished(), "the outer fiber ended with the panic");
+    drop(outer); // and dropping it is quiet
+}
+
+#[test]
+fn a_forced_unwind_payload_rethrown_in_another_fiber_is_an_ordinary_panic_there() {
+    // While a fiber is dropped, its `suspend` unwinds with a private payload.
+    // Code that catches that payload and raises it again in a *different*
+    // fiber must not make that fiber look as if it had been asked to unwind.
+    let mut outer = Fiber::new(|suspender: &Suspender<(), ()>, ()| {
+        let caught = panic::catch_unwind(AssertUnwindSafe(|| suspender.suspend(())));
+        let payload = caught.expect_err("the outer fiber is being dropped");
+        let payload_type = (*payload).type_id();
+        let mut inner = Fiber::new(move |_: &Suspender<(), ()>, ()| {
+            panic::resume_unwind(payload);
+        })
+        .unwrap();
+        let inner_ended = panic::catch_unwind(AssertUnwindSafe(|| inner.resume(())));
+        let came_back = inner_ended.expect_err("the inner fiber's ending is a panic");
+        assert!(
+            (*came_back).type_id() == payload_type,
+            "the inner fiber's resumer must get the same payload back, got {:?}",
+            came_back.downcast_ref::<String>()
+        );
+    })
+    .unwrap();
+    assert_eq!(outer.resume(()), FiberResult::Yield(()));
+    drop(outer);
+}

@@ -64,10 +64,15 @@ fn deep_recursion_in_a_fiber_dies_with_sigabrt_and_reports_a_fiber_stack_overflo
     assert_eq!(
         output.status.signal(),
         Some(libc::SIGABRT),
-        "status {:?}, stderr:\n{stderr}",
+        "the child should die of SIGABRT after reporting \"fiber stack overflow\" (the \
+         guard page turns the overflow into a fault that the handler reports); it ended \
+         with {:?}, stderr:\n{stderr}",
         output.status
     );
-    assert!(stderr.contains("fiber stack overflow"), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("fiber stack overflow"),
+        "expected \"fiber stack overflow\" on stderr, got:\n{stderr}"
+    );
 }
 
 #[test]
@@ -95,5 +100,50 @@ fn a_fault_outside_any_guard_page_keeps_its_default_behaviour() {
     assert!(
         !stderr.contains("fiber stack overflow"),
         "stderr:\n{stderr}"
+    );
+}
+
+/// The first code on a stack entered with `arch::switch_in` directly, with
+/// no `Fiber` around it: recurses until the stack runs out.
+unsafe extern "C" fn recurse_on_a_bare_stack(_: usize, _: *mut u8, _: *mut u8) -> ! {
+    black_box(recurse_forever(0));
+    unreachable!("the recursion never ends");
+}
+
+#[test]
+fn an_overflow_is_reported_on_any_live_stack_whoever_switched_onto_it() {
+    if child_role().as_deref() == Some("bare_stack") {
+        // No Fiber: a learner's own switch onto a Stack, so no fiber is
+        // "running" as far as the library's bookkeeping could know.
+        let stack = Stack::new(16 * 1024).unwrap();
+        let top = stack.top();
+        let mut resumer_sp: fibers::arch::StackPointer = std::ptr::null_mut();
+        // SAFETY: the stack is ours and unused; the context built by
+        // init_stack is loaded once and never returns here.
+        unsafe {
+            let sp = fibers::arch::init_stack(
+                top.sub(16),
+                recurse_on_a_bare_stack,
+                std::ptr::null_mut(),
+                top,
+            );
+            fibers::arch::switch_in(0, sp, &raw mut resumer_sp);
+        }
+        unreachable!("the recursion never ends");
+    }
+    let output = run_child(
+        "an_overflow_is_reported_on_any_live_stack_whoever_switched_onto_it",
+        "bare_stack",
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.signal(),
+        Some(libc::SIGABRT),
+        "expected death by SIGABRT after a report; status {:?}, stderr:\n{stderr}",
+        output.status
+    );
+    assert!(
+        stderr.contains("fiber stack overflow"),
+        "expected \"fiber stack overflow\" on stderr, got:\n{stderr}"
     );
 }

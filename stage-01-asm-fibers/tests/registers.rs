@@ -8,7 +8,7 @@
 
 use std::ffi::c_void;
 
-use fibers::{Fiber, FiberResult, Suspender};
+use fibers::{Fiber, FiberResult, FpControl, Stack, Suspender};
 
 #[cfg(target_arch = "x86_64")]
 mod isa {
@@ -48,6 +48,23 @@ mod isa {
 
     pub fn comparable(mut s: Sentinels) -> Sentinels {
         s.mxcsr &= MXCSR_CONTROL_BITS;
+        s
+    }
+
+    /// Every register by name with its value.
+    pub fn named(s: &Sentinels) -> Vec<(&'static str, u64)> {
+        let names = ["rbx", "rbp", "r12", "r13", "r14", "r15"];
+        let mut all: Vec<_> = names.into_iter().zip(s.general).collect();
+        all.push(("MXCSR (control bits)", u64::from(s.mxcsr)));
+        all.push(("x87 control word", u64::from(s.x87_control)));
+        all
+    }
+
+    /// Leaves out the control words, which a fiber with
+    /// `FpControl::Shared` shares with its resumer.
+    pub fn without_fp_control(mut s: Sentinels) -> Sentinels {
+        s.mxcsr = 0;
+        s.x87_control = 0;
         s
     }
 
@@ -139,6 +156,22 @@ mod isa {
         s
     }
 
+    /// Every register by name with its value.
+    pub fn named(s: &Sentinels) -> Vec<(&'static str, u64)> {
+        let general = [
+            "x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27", "x28", "x29",
+        ];
+        let float = ["d8", "d9", "d10", "d11", "d12", "d13", "d14", "d15"];
+        let mut all: Vec<_> = general.into_iter().zip(s.general).collect();
+        all.extend(float.into_iter().zip(s.float));
+        all
+    }
+
+    /// FPCR is not among the sentinels: nothing to leave out.
+    pub fn without_fp_control(s: Sentinels) -> Sentinels {
+        s
+    }
+
     /// Saves the caller's callee-saved state, loads `values` into it, calls
     /// `f(ctx)`, stores what the registers hold afterwards in `out`, and
     /// restores the caller's state.
@@ -205,7 +238,195 @@ mod isa {
     }
 }
 
-use isa::{Sentinels, comparable, sentinels, with_sentinels};
+#[cfg(target_arch = "riscv64")]
+mod isa {
+    use std::ffi::c_void;
+
+    /// s0-s11, then fs0-fs11.
+    #[repr(C)]
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub struct Sentinels {
+        pub general: [u64; 12],
+        pub float: [u64; 12],
+    }
+
+    pub fn sentinels(seed: u64, _rounding: u32) -> Sentinels {
+        let mut s = Sentinels::default();
+        for (i, register) in s.general.iter_mut().enumerate() {
+            *register = 0x5E57_0000_0000_0000 | (seed << 16) | i as u64;
+        }
+        for (i, register) in s.float.iter_mut().enumerate() {
+            *register = f64::to_bits(seed as f64 * 1000.0 + i as f64 + 0.25);
+        }
+        s
+    }
+
+    pub fn comparable(s: Sentinels) -> Sentinels {
+        s
+    }
+
+    /// Every register by name with its value.
+    pub fn named(s: &Sentinels) -> Vec<(&'static str, u64)> {
+        let general = [
+            "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11",
+        ];
+        let float = [
+            "fs0", "fs1", "fs2", "fs3", "fs4", "fs5", "fs6", "fs7", "fs8", "fs9", "fs10", "fs11",
+        ];
+        let mut all: Vec<_> = general.into_iter().zip(s.general).collect();
+        all.extend(float.into_iter().zip(s.float));
+        all
+    }
+
+    /// fcsr is not among the sentinels: nothing to leave out.
+    pub fn without_fp_control(s: Sentinels) -> Sentinels {
+        s
+    }
+
+    /// Saves the caller's callee-saved state, loads `values` into it, calls
+    /// `f(ctx)`, stores what the registers hold afterwards in `out`, and
+    /// restores the caller's state.
+    #[unsafe(naked)]
+    pub unsafe extern "C" fn with_sentinels(
+        values: *const Sentinels,
+        out: *mut Sentinels,
+        f: extern "C" fn(*mut c_void),
+        ctx: *mut c_void,
+    ) {
+        core::arch::naked_asm!(
+            "addi sp, sp, -208",
+            "sd ra, 0(sp)",
+            "sd s0, 8(sp)",
+            "sd s1, 16(sp)",
+            "sd s2, 24(sp)",
+            "sd s3, 32(sp)",
+            "sd s4, 40(sp)",
+            "sd s5, 48(sp)",
+            "sd s6, 56(sp)",
+            "sd s7, 64(sp)",
+            "sd s8, 72(sp)",
+            "sd s9, 80(sp)",
+            "sd s10, 88(sp)",
+            "sd s11, 96(sp)",
+            "fsd fs0, 104(sp)",
+            "fsd fs1, 112(sp)",
+            "fsd fs2, 120(sp)",
+            "fsd fs3, 128(sp)",
+            "fsd fs4, 136(sp)",
+            "fsd fs5, 144(sp)",
+            "fsd fs6, 152(sp)",
+            "fsd fs7, 160(sp)",
+            "fsd fs8, 168(sp)",
+            "fsd fs9, 176(sp)",
+            "fsd fs10, 184(sp)",
+            "fsd fs11, 192(sp)",
+            "sd a1, 200(sp)",
+            "ld s0, 0(a0)",
+            "ld s1, 8(a0)",
+            "ld s2, 16(a0)",
+            "ld s3, 24(a0)",
+            "ld s4, 32(a0)",
+            "ld s5, 40(a0)",
+            "ld s6, 48(a0)",
+            "ld s7, 56(a0)",
+            "ld s8, 64(a0)",
+            "ld s9, 72(a0)",
+            "ld s10, 80(a0)",
+            "ld s11, 88(a0)",
+            "fld fs0, 96(a0)",
+            "fld fs1, 104(a0)",
+            "fld fs2, 112(a0)",
+            "fld fs3, 120(a0)",
+            "fld fs4, 128(a0)",
+            "fld fs5, 136(a0)",
+            "fld fs6, 144(a0)",
+            "fld fs7, 152(a0)",
+            "fld fs8, 160(a0)",
+            "fld fs9, 168(a0)",
+            "fld fs10, 176(a0)",
+            "fld fs11, 184(a0)",
+            "mv a0, a3",
+            "jalr a2",
+            "ld a1, 200(sp)",
+            "sd s0, 0(a1)",
+            "sd s1, 8(a1)",
+            "sd s2, 16(a1)",
+            "sd s3, 24(a1)",
+            "sd s4, 32(a1)",
+            "sd s5, 40(a1)",
+            "sd s6, 48(a1)",
+            "sd s7, 56(a1)",
+            "sd s8, 64(a1)",
+            "sd s9, 72(a1)",
+            "sd s10, 80(a1)",
+            "sd s11, 88(a1)",
+            "fsd fs0, 96(a1)",
+            "fsd fs1, 104(a1)",
+            "fsd fs2, 112(a1)",
+            "fsd fs3, 120(a1)",
+            "fsd fs4, 128(a1)",
+            "fsd fs5, 136(a1)",
+            "fsd fs6, 144(a1)",
+            "fsd fs7, 152(a1)",
+            "fsd fs8, 160(a1)",
+            "fsd fs9, 168(a1)",
+            "fsd fs10, 176(a1)",
+            "fsd fs11, 184(a1)",
+            "ld ra, 0(sp)",
+            "ld s0, 8(sp)",
+            "ld s1, 16(sp)",
+            "ld s2, 24(sp)",
+            "ld s3, 32(sp)",
+            "ld s4, 40(sp)",
+            "ld s5, 48(sp)",
+            "ld s6, 56(sp)",
+            "ld s7, 64(sp)",
+            "ld s8, 72(sp)",
+            "ld s9, 80(sp)",
+            "ld s10, 88(sp)",
+            "ld s11, 96(sp)",
+            "fld fs0, 104(sp)",
+            "fld fs1, 112(sp)",
+            "fld fs2, 120(sp)",
+            "fld fs3, 128(sp)",
+            "fld fs4, 136(sp)",
+            "fld fs5, 144(sp)",
+            "fld fs6, 152(sp)",
+            "fld fs7, 160(sp)",
+            "fld fs8, 168(sp)",
+            "fld fs9, 176(sp)",
+            "fld fs10, 184(sp)",
+            "fld fs11, 192(sp)",
+            "addi sp, sp, 208",
+            "ret",
+        )
+    }
+
+    /// The stack pointer at this call, which the psABI keeps 16-aligned.
+    #[unsafe(naked)]
+    pub extern "C" fn stack_pointer_before_call() -> usize {
+        core::arch::naked_asm!("mv a0, sp", "ret")
+    }
+}
+
+use isa::{Sentinels, comparable, named, sentinels, with_sentinels, without_fp_control};
+
+/// Fails naming every register whose value did not survive, in hex.
+#[track_caller]
+fn assert_registers_survived(seen: Sentinels, expected: Sentinels, whose: &str) {
+    let lost: Vec<String> = named(&seen)
+        .into_iter()
+        .zip(named(&expected))
+        .filter(|((_, got), (_, want))| got != want)
+        .map(|((name, got), (_, want))| format!("  {name}: was {want:#x}, came back as {got:#x}"))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{whose}: the switch lost {} callee-saved register(s):\n{}",
+        lost.len(),
+        lost.join("\n")
+    );
+}
 
 type SentinelFiber = Fiber<(), (), Sentinels>;
 
@@ -230,23 +451,28 @@ extern "C" fn resume_once(resumer: *mut c_void) {
 /// sets its own sentinels and suspends, and returns what each side finds
 /// in its registers when it gets control back.
 fn round_trip(
+    fp_control: FpControl,
     resumer_values: [Sentinels; 2],
     fiber_values: Sentinels,
 ) -> ([Sentinels; 2], Sentinels) {
-    let fiber = Fiber::new(move |suspender: &Suspender<(), ()>, ()| {
-        let mut seen = Sentinels::default();
-        // SAFETY: both pointers are to live locals; suspend_once gets our Suspender.
-        unsafe {
-            with_sentinels(
-                &fiber_values,
-                &mut seen,
-                suspend_once,
-                suspender as *const _ as *mut c_void,
-            );
-        }
-        seen
-    })
-    .unwrap();
+    let stack = Stack::new(Stack::DEFAULT_SIZE).unwrap();
+    let fiber = Fiber::with_fp_control(
+        stack,
+        fp_control,
+        move |suspender: &Suspender<(), ()>, ()| {
+            let mut seen = Sentinels::default();
+            // SAFETY: both pointers are to live locals; suspend_once gets our Suspender.
+            unsafe {
+                with_sentinels(
+                    &fiber_values,
+                    &mut seen,
+                    suspend_once,
+                    suspender as *const _ as *mut c_void,
+                );
+            }
+            seen
+        },
+    );
     let mut resumer = Resumer { fiber, last: None };
     let mut seen = [Sentinels::default(); 2];
     for (values, seen) in resumer_values.iter().zip(&mut seen) {
@@ -270,21 +496,40 @@ fn round_trip(
 fn callee_saved_registers_survive_a_round_trip_into_a_fiber_that_overwrites_them() {
     let resumer_values = [sentinels(0xA1, 3), sentinels(0xA2, 1)];
     let fiber_values = sentinels(0xF0, 2);
-    let (resumer_seen, fiber_seen) = round_trip(resumer_values, fiber_values);
-    assert_eq!(
+    let (resumer_seen, fiber_seen) = round_trip(FpControl::PerFiber, resumer_values, fiber_values);
+    assert_registers_survived(
         comparable(resumer_seen[0]),
         comparable(resumer_values[0]),
-        "resumer, after the fiber suspended"
+        "resumer, after the fiber suspended",
     );
-    assert_eq!(
+    assert_registers_survived(
         comparable(resumer_seen[1]),
         comparable(resumer_values[1]),
-        "resumer, after the fiber returned"
+        "resumer, after the fiber returned",
     );
-    assert_eq!(
+    assert_registers_survived(
         comparable(fiber_seen),
         comparable(fiber_values),
-        "fiber, after being resumed"
+        "fiber, after being resumed",
+    );
+}
+
+#[test]
+fn callee_saved_registers_survive_a_round_trip_into_a_fiber_that_shares_fp_control() {
+    let resumer_values = [sentinels(0xB1, 3), sentinels(0xB2, 1)];
+    let fiber_values = sentinels(0xE0, 2);
+    let (resumer_seen, fiber_seen) = round_trip(FpControl::Shared, resumer_values, fiber_values);
+    for (i, (seen, set)) in resumer_seen.iter().zip(&resumer_values).enumerate() {
+        assert_registers_survived(
+            without_fp_control(*seen),
+            without_fp_control(*set),
+            &format!("resumer, after switch {i} back from the fiber"),
+        );
+    }
+    assert_registers_survived(
+        without_fp_control(fiber_seen),
+        without_fp_control(fiber_values),
+        "fiber, after being resumed",
     );
 }
 
@@ -348,10 +593,13 @@ mod floating_point_control {
             ROUND_TOWARD_ZERO,
             "the fiber changed its own mode"
         );
-        assert_eq!(
-            read_mxcsr() & 0xFFC0,
+        let after = read_mxcsr();
+        assert!(
+            after & 0xFFC0 == before & 0xFFC0,
+            "the resumer's MXCSR control bits were {:#06x} before the fiber ran and {:#06x} \
+             after it suspended: the fiber's rounding mode leaked out through the switch",
             before & 0xFFC0,
-            "the resumer's mode is untouched"
+            after & 0xFFC0
         );
         let FiberResult::Return(after_resume) = fiber.resume(()) else {
             panic!("fiber should return")
@@ -364,6 +612,36 @@ mod floating_point_control {
     }
 
     #[test]
+    fn a_fiber_that_shares_fp_control_changes_the_threads_rounding_mode() {
+        let before = read_mxcsr();
+        let stack = Stack::new(Stack::DEFAULT_SIZE).unwrap();
+        let mut fiber = Fiber::with_fp_control(
+            stack,
+            FpControl::Shared,
+            |suspender: &Suspender<(), u32>, ()| {
+                let inherited = read_mxcsr();
+                write_mxcsr(inherited | ROUND_TOWARD_ZERO);
+                suspender.suspend(inherited);
+            },
+        );
+        let FiberResult::Yield(inherited) = fiber.resume(()) else {
+            panic!("fiber should suspend")
+        };
+        let after = read_mxcsr();
+        write_mxcsr(before);
+        assert_eq!(
+            inherited & 0xFFC0,
+            before & 0xFFC0,
+            "the fiber starts with the thread's MXCSR"
+        );
+        assert_eq!(
+            after & ROUND_TOWARD_ZERO,
+            ROUND_TOWARD_ZERO,
+            "the fiber's change is the thread's: MXCSR {after:#06x} after the switch back"
+        );
+    }
+
+    #[test]
     fn a_fresh_fiber_starts_with_the_default_control_state() {
         write_mxcsr(read_mxcsr() | ROUND_TOWARD_ZERO);
         let mut fiber = Fiber::new(|_: &Suspender<(), ()>, ()| read_mxcsr()).unwrap();
@@ -372,7 +650,13 @@ mod floating_point_control {
         let FiberResult::Return(inside) = inside else {
             panic!("fiber should return")
         };
-        assert_eq!(inside & 0xFFC0, fibers::arch::DEFAULT_MXCSR);
+        assert!(
+            inside & 0xFFC0 == fibers::arch::DEFAULT_MXCSR,
+            "a fresh fiber's MXCSR control bits are {:#06x}, expected the default {:#06x}: \
+             did init_stack write the default control words, and does the switch load them?",
+            inside & 0xFFC0,
+            fibers::arch::DEFAULT_MXCSR
+        );
     }
 }
 
@@ -409,6 +693,83 @@ mod floating_point_control {
         assert_eq!(
             seen_by_fiber, before,
             "the fiber sees the thread's FPCR too"
+        );
+    }
+
+    /// The rule after exercise 3 of chapter 1 (FPCR carried per fiber).
+    #[test]
+    #[ignore = "exercise 3: carry FPCR per fiber"]
+    fn exercise_3_each_fiber_has_its_own_fpcr() {
+        let before = read_fpcr();
+        let mut fiber = Fiber::new(|suspender: &Suspender<(), u64>, ()| {
+            let fresh = read_fpcr();
+            // SAFETY: after exercise 3 this stays inside the fiber.
+            unsafe { write_fpcr(fresh | ROUND_TOWARD_ZERO) };
+            suspender.suspend(fresh);
+            read_fpcr()
+        })
+        .unwrap();
+        let FiberResult::Yield(fresh) = fiber.resume(()) else {
+            panic!("fiber should suspend")
+        };
+        let seen_by_resumer = read_fpcr();
+        // SAFETY: back to the value compiled code expects, whatever happened.
+        unsafe { write_fpcr(before) };
+        assert_eq!(
+            fresh, 0,
+            "a fresh fiber starts with FPCR = 0, got {fresh:#x}"
+        );
+        assert_eq!(
+            seen_by_resumer, before,
+            "the fiber's rounding mode stays in the fiber: the resumer's FPCR was {before:#x}, \
+             is {seen_by_resumer:#x}"
+        );
+        let FiberResult::Return(seen_by_fiber) = fiber.resume(()) else {
+            panic!("fiber should return")
+        };
+        assert_eq!(
+            seen_by_fiber & ROUND_TOWARD_ZERO,
+            ROUND_TOWARD_ZERO,
+            "the fiber's FPCR came back with it: {seen_by_fiber:#x}"
+        );
+    }
+}
+
+#[cfg(target_arch = "riscv64")]
+mod floating_point_control {
+    use super::*;
+    use fibers::arch::{read_fcsr, write_fcsr};
+
+    /// fcsr.frm (bits 5-7) = 0b001: round toward zero.
+    const ROUND_TOWARD_ZERO: u64 = 0b001 << 5;
+    const FRM: u64 = 0b111 << 5;
+
+    #[test]
+    fn fcsr_is_thread_state_that_a_fiber_shares_with_its_resumer() {
+        let before = read_fcsr();
+        let mut fiber = Fiber::new(|suspender: &Suspender<(), ()>, ()| {
+            // SAFETY: the test restores the original fcsr below.
+            unsafe { write_fcsr((read_fcsr() & !FRM) | ROUND_TOWARD_ZERO) };
+            suspender.suspend(());
+            read_fcsr()
+        })
+        .unwrap();
+        assert_eq!(fiber.resume(()), FiberResult::Yield(()));
+        let seen_by_resumer = read_fcsr();
+        // SAFETY: back to the value compiled code expects.
+        unsafe { write_fcsr(before) };
+        assert_eq!(
+            seen_by_resumer & FRM,
+            ROUND_TOWARD_ZERO,
+            "fcsr is thread state: a switch does not save or restore it"
+        );
+        let FiberResult::Return(seen_by_fiber) = fiber.resume(()) else {
+            panic!("fiber should return")
+        };
+        assert_eq!(
+            seen_by_fiber & FRM,
+            before & FRM,
+            "the fiber sees the thread's fcsr too"
         );
     }
 }

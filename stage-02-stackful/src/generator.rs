@@ -27,7 +27,7 @@ use std::io;
 use std::iter::FusedIterator;
 use std::mem::ManuallyDrop;
 
-use fibers::{Fiber, FiberResult, Stack, Suspender};
+use fibers::{Fiber, FiberResult, FpControl, Stack, Suspender};
 
 use crate::scheduler::NestedFiberGuard;
 
@@ -76,9 +76,14 @@ impl<Y: 'static, R: 'static> Generator<Y, R> {
         F: FnOnce(&Yielder<'_, Y>) -> R + 'static,
     {
         let stack = Stack::new(bytes)?;
-        let fiber = Fiber::with_stack(stack, move |suspender: &Suspender<(), Y>, ()| {
-            f(&Yielder { suspender })
-        });
+        // A generator is driven like a function its consumer calls again
+        // and again, so it shares the consumer's floating-point control
+        // state instead of keeping its own (the cheaper switch on x86-64).
+        let fiber = Fiber::with_fp_control(
+            stack,
+            FpControl::Shared,
+            move |suspender: &Suspender<(), Y>, ()| f(&Yielder { suspender }),
+        );
         Ok(Generator {
             fiber: ManuallyDrop::new(fiber),
         })
@@ -87,6 +92,7 @@ impl<Y: 'static, R: 'static> Generator<Y, R> {
     // ANCHOR: resume
     /// Runs the closure until it yields or returns. A panic in the closure
     /// is re-raised here. Returns `None` once the closure has returned.
+    #[inline]
     pub fn resume(&mut self) -> Option<GeneratorState<Y, R>> {
         if self.fiber.is_finished() {
             return None;
@@ -110,6 +116,7 @@ impl<Y: 'static, R: 'static> Generator<Y, R> {
 impl<Y: 'static> Iterator for Generator<Y, ()> {
     type Item = Y;
 
+    #[inline]
     fn next(&mut self) -> Option<Y> {
         match self.resume()? {
             GeneratorState::Yielded(value) => Some(value),

@@ -2,7 +2,7 @@
 
 use green::{RecvError, Runtime, TryRecvError, channel, spawn};
 
-const ROUNDS: u32 = if cfg!(target_arch = "aarch64") {
+const ROUNDS: u32 = if cfg!(any(target_arch = "aarch64", target_arch = "riscv64")) {
     200
 } else {
     2_000

@@ -159,3 +159,45 @@ fn blocking_inside_a_generator_is_refused_with_a_panic() {
         "{error}"
     );
 }
+
+/// A generator is driven like a function its consumer calls again and
+/// again, so it runs with the consumer's floating-point control state
+/// (`FpControl::Shared` in stage 1), and a rounding mode it sets is the
+/// consumer's too, as after any function call that sets one.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn a_generator_shares_its_consumers_floating_point_control_state() {
+    fn read_mxcsr() -> u32 {
+        let mut value = 0u32;
+        // SAFETY: stmxcsr only writes the 4 bytes we point it at.
+        unsafe { std::arch::asm!("stmxcsr [{}]", in(reg) &mut value, options(nostack)) };
+        value
+    }
+    fn write_mxcsr(value: u32) {
+        // SAFETY: ldmxcsr reads 4 bytes; only rounding changes, every
+        // exception stays masked.
+        unsafe { std::arch::asm!("ldmxcsr [{}]", in(reg) &value, options(nostack)) };
+    }
+    const ROUND_TOWARD_ZERO: u32 = 0x6000;
+    let before = read_mxcsr();
+    let mut generator = Generator::new(|y: &Yielder<'_, u32>| {
+        y.yield_(read_mxcsr());
+        write_mxcsr(read_mxcsr() | ROUND_TOWARD_ZERO);
+        y.yield_(0);
+    })
+    .unwrap();
+    let inherited = generator.next().expect("a first value");
+    generator.next();
+    let after = read_mxcsr();
+    write_mxcsr(before);
+    assert_eq!(
+        inherited & 0xFFC0,
+        before & 0xFFC0,
+        "the generator starts with its consumer's MXCSR"
+    );
+    assert_eq!(
+        after & ROUND_TOWARD_ZERO,
+        ROUND_TOWARD_ZERO,
+        "a rounding mode the generator sets is its consumer's (MXCSR {after:#06x})"
+    );
+}

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use netpoll::delayserver::{self, DelayServer, Options, parse_response};
 
 /// Fewer under qemu-user, which is 5-20x slower.
-const CONCURRENT: usize = if cfg!(target_arch = "aarch64") {
+const CONCURRENT: usize = if cfg!(any(target_arch = "aarch64", target_arch = "riscv64")) {
     50
 } else {
     200

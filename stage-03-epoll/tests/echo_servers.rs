@@ -14,7 +14,11 @@ mod echo_level;
 #[path = "../examples/echo_mio.rs"]
 mod echo_mio;
 
-const CLIENTS: usize = if cfg!(target_arch = "aarch64") { 8 } else { 32 };
+const CLIENTS: usize = if cfg!(any(target_arch = "aarch64", target_arch = "riscv64")) {
+    8
+} else {
+    32
+};
 const ROUNDS: usize = 20;
 const BIG: usize = 4 << 20; // more than the kernel buffers on both sides
 /// A server that loses data makes a read fail after this, instead of hanging.

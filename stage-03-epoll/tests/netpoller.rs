@@ -15,7 +15,7 @@ use netpoll::netpoller::{self, NetPoller};
 mod green_echo;
 
 /// Fewer under qemu-user, which is 5-20x slower.
-const CLIENTS: usize = if cfg!(target_arch = "aarch64") {
+const CLIENTS: usize = if cfg!(any(target_arch = "aarch64", target_arch = "riscv64")) {
     200
 } else {
     1000

@@ -13,7 +13,7 @@ use stackless::timer::sleep;
 use stackless::workload::{self, DelayedRequests};
 
 /// Fewer requests under qemu, which is many times slower.
-const REQUESTS: usize = if cfg!(target_arch = "aarch64") {
+const REQUESTS: usize = if cfg!(any(target_arch = "aarch64", target_arch = "riscv64")) {
     20
 } else {
     50

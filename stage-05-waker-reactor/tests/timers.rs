@@ -42,11 +42,13 @@ fn sleeps_wake_in_deadline_order_and_never_early() {
                     })
                 })
                 .collect();
-            let margin = Duration::from_millis(if cfg!(target_arch = "aarch64") {
-                500
-            } else {
-                100
-            });
+            let margin = Duration::from_millis(
+                if cfg!(any(target_arch = "aarch64", target_arch = "riscv64")) {
+                    500
+                } else {
+                    100
+                },
+            );
             base_tx.send(Instant::now() + margin).unwrap();
             for task in tasks {
                 task.await.unwrap();
@@ -181,11 +183,13 @@ fn timers_keep_firing_on_the_multi_thread_flavour_while_one_worker_is_stuck() {
         .worker_threads(2)
         .build()
         .unwrap();
-    let stuck_for = Duration::from_millis(if cfg!(target_arch = "aarch64") {
-        2000
-    } else {
-        500
-    });
+    let stuck_for = Duration::from_millis(
+        if cfg!(any(target_arch = "aarch64", target_arch = "riscv64")) {
+            2000
+        } else {
+            500
+        },
+    );
     let timer_done = rt.block_on(async move {
         let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = done.clone();

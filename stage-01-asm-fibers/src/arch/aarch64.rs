@@ -108,6 +108,7 @@ pub const SAVED_CONTEXT: &[&str] = &[
 ];
 
 // ANCHOR: save_restore
+// ANCHOR: lab_1_2_swap
 /// Stores this side's callee-saved state (x30 holds where it resumes) and
 /// its stack pointer in `*x2`; then loads the stack pointer in `x1` and the
 /// other side's state, leaving in x30 where the other side resumes.
@@ -142,6 +143,7 @@ macro_rules! swap_stacks {
         )
     };
 }
+// ANCHOR_END: lab_1_2_swap
 // ANCHOR_END: save_restore
 
 // ANCHOR: switch
@@ -274,3 +276,8 @@ pub unsafe fn write_fpcr(value: u64) {
         core::arch::asm!("msr fpcr, {}", in(reg) value, options(nomem, nostack, preserves_flags))
     };
 }
+
+/// Every AArch64 fiber shares FPCR with its thread (see the module doc), so
+/// a fiber built to share the floating-point control state switches the
+/// same way as any other.
+pub use self::{switch_back as switch_back_shared_fp, switch_in as switch_in_shared_fp};

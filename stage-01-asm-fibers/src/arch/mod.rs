@@ -31,8 +31,17 @@ mod aarch64;
 #[cfg(target_arch = "aarch64")]
 pub use aarch64::*;
 
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+#[cfg(target_arch = "riscv64")]
+mod riscv64;
+#[cfg(target_arch = "riscv64")]
+pub use riscv64::*;
+
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "riscv64"
+)))]
 compile_error!(
-    "stage-01-asm-fibers has a context switch for x86_64 and aarch64 only: \
-     add src/arch/<your arch>.rs following those two files"
+    "stage-01-asm-fibers has a context switch for x86_64, aarch64 and riscv64 only: \
+     add src/arch/<your arch>.rs following those files"
 );

@@ -34,7 +34,7 @@
 //!
 //! ```text
 //!           +-------------------------+
-//!   sp+56   | resume address          |  pushed by `call switch_in` or by `switch_back`
+//!   sp+56   | resume address          |  pushed by `call switch_in` or by `switch_out`
 //!   sp+48   | rbp                     |
 //!   sp+40   | rbx                     |
 //!   sp+32   | r12                     |
@@ -108,11 +108,26 @@ pub const SAVED_CONTEXT: &[&str] = &[
 ];
 
 // ANCHOR: save_restore
+// ANCHOR: lab_1_1_swap
 /// Pushes this side's callee-saved state and stores the stack pointer in
 /// `*rdx`; then loads the stack pointer in `rsi` and pops the other side's
 /// state. What is left on top of the other stack is where it resumes.
+///
+/// `swap_stacks!(fp_control)` also stores this side's MXCSR and x87 control
+/// word in the frame's lowest word and loads the other side's;
+/// `swap_stacks!(shared_fp)` leaves that word alone (the fiber shares the
+/// thread's control state). Both frames have the same shape.
 macro_rules! swap_stacks {
-    () => {
+    (fp_control) => {
+        swap_stacks!(
+            "stmxcsr [rsp]\nfnstcw [rsp + 4]\n",
+            "ldmxcsr [rsp]\nfldcw [rsp + 4]\n"
+        )
+    };
+    (shared_fp) => {
+        swap_stacks!("", "")
+    };
+    ($save_fp:expr, $load_fp:expr) => {
         concat!(
             // Save this side (its resume address is already on the stack).
             "push rbp\n",
@@ -122,13 +137,11 @@ macro_rules! swap_stacks {
             "push r14\n",
             "push r15\n",
             "sub rsp, 8\n",
-            "stmxcsr [rsp]\n",
-            "fnstcw [rsp + 4]\n",
+            $save_fp,
             "mov [rdx], rsp\n",
             // Become the other side.
             "mov rsp, rsi\n",
-            "ldmxcsr [rsp]\n",
-            "fldcw [rsp + 4]\n",
+            $load_fp,
             "add rsp, 8\n",
             "pop r15\n",
             "pop r14\n",
@@ -141,6 +154,7 @@ macro_rules! swap_stacks {
         )
     };
 }
+// ANCHOR_END: lab_1_1_swap
 // ANCHOR_END: save_restore
 
 // ANCHOR: switch
@@ -163,51 +177,104 @@ pub unsafe extern "C" fn switch_in(
     save_sp: *mut StackPointer,
 ) -> usize {
     // rdi = arg, rsi = load_sp, rdx = save_sp
-    core::arch::naked_asm!(swap_stacks!(), "pop rcx", "jmp rcx")
+    core::arch::naked_asm!(swap_stacks!(fp_control), "pop rcx", "jmp rcx")
 }
 
 /// Fiber to resumer: the other half, reached only by the `jmp` in
-/// `switch_back`, which pushed the fiber's resume address by hand. It ends
-/// with the `ret` that matches the resumer's `call switch_in`.
+/// `switch_back` with the fiber's resume address in rax, which it pushes
+/// where a `call` would have. It ends with the `ret` that matches the
+/// resumer's `call switch_in`.
+///
+/// The push happens here and not in `switch_back`: code inlined into a Rust
+/// function must leave rsp where that function's unwind information says
+/// it is, or a profiler that unwinds from a signal at that instruction reads
+/// a saved register as a return address. Naked functions have no unwind
+/// information at all, so a walk that starts in here stops cleanly.
 #[unsafe(naked)]
 unsafe extern "C" fn switch_out() {
-    core::arch::naked_asm!(swap_stacks!(), "ret")
+    core::arch::naked_asm!("push rax", swap_stacks!(fp_control), "ret")
 }
 
-/// Suspends the running fiber: pushes the address of the label after the
-/// `jmp` as the fiber's resume address and jumps into `switch_out`. No
-/// `call` is made, so the return-address predictor is left as the
-/// resumer's `call switch_in` set it.
+/// Puts the address of the label after the `jmp` in rax as the fiber's
+/// resume address and jumps into `$switch_out`. No `call` is made, so the
+/// return-address predictor is left as the resumer's `call` set it, and
+/// rsp does not move.
+///
+/// `switch_out` preserves rbx, rbp, r12-r15, rsp (and the control words)
+/// like any callee; everything else is declared clobbered. Without
+/// `nostack` the compiler keeps nothing in the red zone below rsp
+/// (`switch_out`'s 64 bytes of saves land there) and enters the block with
+/// rsp 16-aligned, so after `switch_out`'s push of rax it sees a call-like
+/// alignment. `2` is a local label: safe to inline many times.
+macro_rules! jump_to_switch_out {
+    ($switch_out:path, $arg:expr, $load_sp:expr, $save_sp:expr) => {{
+        let reply: usize;
+        core::arch::asm!(
+            "lea rax, [rip + 2f]",
+            "jmp {switch_out}",
+            "2:",
+            switch_out = sym $switch_out,
+            in("rdi") $arg,
+            in("rsi") $load_sp,
+            in("rdx") $save_sp,
+            out("rax") reply, // not `lateout`: written by the `lea` before the jump
+            clobber_abi("C"),
+        );
+        reply
+    }};
+}
+
+/// Suspends the running fiber and continues its resumer, which gets `arg`
+/// from its `switch_in`. Returns the `arg` of the next `switch_in`.
 ///
 /// # Safety
 /// Must run on a fiber's stack; `load_sp` is the resumer's context saved by
 /// `switch_in`, and `save_sp` is valid for a write.
 #[inline(always)]
 pub unsafe fn switch_back(arg: usize, load_sp: StackPointer, save_sp: *mut StackPointer) -> usize {
-    let reply: usize;
-    // SAFETY: switch_out preserves rbx, rbp, r12-r15, rsp and the control
-    // words like any callee; everything else is declared clobbered. Without
-    // `nostack` the compiler keeps nothing in the red zone below rsp (our
-    // push and switch_out's 56 bytes of saves land there) and enters the
-    // block with rsp 16-aligned, so after the push switch_out sees a
-    // call-like alignment. `2` is a local label: safe to inline many times.
-    unsafe {
-        core::arch::asm!(
-            "lea rax, [rip + 2f]",
-            "push rax",
-            "jmp {switch_out}",
-            "2:",
-            switch_out = sym switch_out,
-            in("rdi") arg,
-            in("rsi") load_sp,
-            in("rdx") save_sp,
-            out("rax") reply, // not `lateout`: written by the `lea` before the jump
-            clobber_abi("C"),
-        );
-    }
-    reply
+    // SAFETY: the caller's promises; see jump_to_switch_out for the rest.
+    unsafe { jump_to_switch_out!(switch_out, arg, load_sp, save_sp) }
 }
 // ANCHOR_END: switch
+
+// ANCHOR: shared_fp
+/// `switch_in` for a fiber that shares the thread's MXCSR and x87 control
+/// word: the same frame, but the control word slot is neither written nor
+/// read. Pair it only with `switch_back_shared_fp`.
+///
+/// # Safety
+/// As for `switch_in`, with a context saved by `switch_back_shared_fp` or
+/// built by `init_stack`.
+#[unsafe(naked)]
+pub unsafe extern "C" fn switch_in_shared_fp(
+    arg: usize,
+    load_sp: StackPointer,
+    save_sp: *mut StackPointer,
+) -> usize {
+    core::arch::naked_asm!(swap_stacks!(shared_fp), "pop rcx", "jmp rcx")
+}
+
+/// `switch_out` without the control words.
+#[unsafe(naked)]
+unsafe extern "C" fn switch_out_shared_fp() {
+    core::arch::naked_asm!("push rax", swap_stacks!(shared_fp), "ret")
+}
+
+/// `switch_back` for a fiber resumed with `switch_in_shared_fp`.
+///
+/// # Safety
+/// As for `switch_back`, with a resumer context saved by
+/// `switch_in_shared_fp`.
+#[inline(always)]
+pub unsafe fn switch_back_shared_fp(
+    arg: usize,
+    load_sp: StackPointer,
+    save_sp: *mut StackPointer,
+) -> usize {
+    // SAFETY: the caller's promises; see jump_to_switch_out for the rest.
+    unsafe { jump_to_switch_out!(switch_out_shared_fp, arg, load_sp, save_sp) }
+}
+// ANCHOR_END: shared_fp
 
 // ANCHOR: trampoline
 /// Where a fresh fiber starts: `switch_in` jumps here with the entry
@@ -240,6 +307,7 @@ pub unsafe fn init_stack(
     data: *mut u8,
     top: *mut u8,
 ) -> StackPointer {
+    // ANCHOR: lab_1_3_fresh_frame
     let control = u64::from(DEFAULT_MXCSR) | (u64::from(DEFAULT_X87_CONTROL_WORD) << 32);
     let frame: [u64; 8] = [
         control,
@@ -257,5 +325,6 @@ pub unsafe fn init_stack(
         sp.cast::<[u64; 8]>().write(frame);
         sp
     }
+    // ANCHOR_END: lab_1_3_fresh_frame
 }
 // ANCHOR_END: init_stack

@@ -3,9 +3,9 @@
 
 use runtime::Runtime;
 
-/// Scale a count down under AArch64 emulation (qemu-user is 5-20x slower).
+/// Scale a count down under AArch64 or RISC-V emulation (qemu-user is 5-20x slower).
 pub fn scaled(count: usize) -> usize {
-    if cfg!(target_arch = "aarch64") {
+    if cfg!(any(target_arch = "aarch64", target_arch = "riscv64")) {
         (count / 5).max(1)
     } else {
         count

@@ -236,7 +236,7 @@ pub fn wait_for(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
 
 /// A generous bound for a whole job, scaled for emulation.
 pub fn job_limit() -> Duration {
-    if cfg!(target_arch = "aarch64") {
+    if cfg!(any(target_arch = "aarch64", target_arch = "riscv64")) {
         Duration::from_secs(300)
     } else {
         Duration::from_secs(120)

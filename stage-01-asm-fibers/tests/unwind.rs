@@ -1,0 +1,251 @@
+//! A profiler may unwind at any instruction, the switch's included.
+//!
+//! Sampling profilers interrupt a thread with a signal and walk its stack
+//! from the handler (`_Unwind_Backtrace`). At every instruction of the
+//! switch the walk must either follow correct unwind information or find
+//! none and stop; it must never read a saved register as a return address.
+//!
+//! The test sets the x86-64 trap flag (TF) around one round trip, so the CPU
+//! raises SIGTRAP after *every* instruction; the handler unwinds each time
+//! and judges the walk. It runs in a child process, so that a walk that
+//! crashes fails this test with a message instead of killing the harness.
+//! (AArch64 and RISC-V have no user-mode single-step; there the switch's
+//! inline part never moves the stack pointer, see the chapter.)
+#![cfg(target_arch = "x86_64")]
+
+use std::ffi::{c_int, c_void};
+use std::hint::black_box;
+use std::os::unix::process::ExitStatusExt;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use fibers::{Fiber, Suspender};
+
+const CHILD_ROLE: &str = "STAGE01_CHILD_ROLE";
+
+#[repr(C)]
+struct UnwindContext(());
+
+type TraceFn = extern "C" fn(*mut UnwindContext, *mut c_void) -> c_int;
+
+unsafe extern "C" {
+    fn _Unwind_Backtrace(trace: TraceFn, argument: *mut c_void) -> c_int;
+    fn _Unwind_GetIP(context: *mut UnwindContext) -> usize;
+    fn _Unwind_GetRegionStart(context: *mut UnwindContext) -> usize;
+    fn _Unwind_Find_FDE(pc: *const c_void, bases: *mut [usize; 3]) -> *const c_void;
+}
+
+/// Whether any unwind information covers `pc`.
+fn has_unwind_info(pc: usize) -> bool {
+    let mut bases = [0usize; 3];
+    // SAFETY: a lookup in the registered unwind tables; writes only `bases`.
+    !unsafe { _Unwind_Find_FDE(pc as *const c_void, &mut bases) }.is_null()
+}
+
+const MAX_FRAMES: usize = 64;
+
+/// The frames of one walk: instruction pointer and start of the function
+/// its unwind information covers (meaningless where there is none).
+struct Walk {
+    frames: [(usize, usize); MAX_FRAMES],
+    len: usize,
+}
+
+extern "C" fn record_frame(context: *mut UnwindContext, walk: *mut c_void) -> c_int {
+    // SAFETY: `walk` is the Walk the handler passed; context is the unwinder's.
+    let walk = unsafe { &mut *walk.cast::<Walk>() };
+    if walk.len == MAX_FRAMES {
+        return 5; // _URC_END_OF_STACK: enough frames
+    }
+    // SAFETY: the context is valid during the callback.
+    walk.frames[walk.len] = unsafe { (_Unwind_GetIP(context), _Unwind_GetRegionStart(context)) };
+    walk.len += 1;
+    0 // _URC_NO_REASON: go on
+}
+
+/// Where the walks end up. Filled by the handler with atomics only.
+static SIGNALS: AtomicUsize = AtomicUsize::new(0);
+static STOPPED_AT_NO_UNWIND_INFO: AtomicUsize = AtomicUsize::new(0);
+static REACHED_KNOWN_FRAME: AtomicUsize = AtomicUsize::new(0);
+static BAD_WALKS: AtomicUsize = AtomicUsize::new(0);
+static FIRST_BAD_PC: AtomicUsize = AtomicUsize::new(0);
+static FIRST_BAD_RETURN: AtomicUsize = AtomicUsize::new(0);
+static KNOWN_FRAMES: [AtomicUsize; 3] = [const { AtomicUsize::new(0) }; 3];
+
+extern "C" fn on_trap(_: c_int, _: *mut libc::siginfo_t, context: *mut c_void) {
+    // SAFETY: the kernel passes a ucontext to an SA_SIGINFO handler.
+    let pc =
+        unsafe { (*context.cast::<libc::ucontext_t>()).uc_mcontext.gregs[libc::REG_RIP as usize] }
+            as usize;
+    SIGNALS.fetch_add(1, Ordering::Relaxed);
+    let mut walk = Walk {
+        frames: [(0, 0); MAX_FRAMES],
+        len: 0,
+    };
+    // SAFETY: record_frame matches the callback type and gets our Walk.
+    unsafe { _Unwind_Backtrace(record_frame, (&raw mut walk).cast()) };
+    let frames = &walk.frames[..walk.len];
+    // The walk crosses the signal frame into the interrupted instruction.
+    let Some(interrupted) = frames.iter().position(|&(ip, _)| ip == pc) else {
+        note_bad_walk(pc, 0);
+        return;
+    };
+    let known = KNOWN_FRAMES
+        .each_ref()
+        .map(|frame| frame.load(Ordering::Relaxed));
+    let rest = &frames[interrupted..];
+    if rest.iter().any(|&(_, start)| known.contains(&start)) {
+        // Followed correct unwind information out to a frame we know.
+        REACHED_KNOWN_FRAME.fetch_add(1, Ordering::Relaxed);
+    } else if rest.len() == 1 && !has_unwind_info(pc) {
+        // The interrupted code has no unwind information: a clean stop.
+        STOPPED_AT_NO_UNWIND_INFO.fetch_add(1, Ordering::Relaxed);
+    } else {
+        note_bad_walk(pc, rest.get(1).map_or(0, |&(ip, _)| ip));
+    }
+}
+
+fn note_bad_walk(pc: usize, return_address: usize) {
+    if BAD_WALKS.fetch_add(1, Ordering::Relaxed) == 0 {
+        FIRST_BAD_PC.store(pc, Ordering::Relaxed);
+        FIRST_BAD_RETURN.store(return_address, Ordering::Relaxed);
+    }
+}
+
+/// Whether the next SIGUSR1 turns single-stepping on or off.
+static STEP: AtomicBool = AtomicBool::new(false);
+
+/// Sets or clears the trap flag in the flags the interrupted code gets back
+/// when the handler returns. (`pushfq`/`popfq` in inline assembly would move
+/// rsp under the enclosing function's unwind information: the very mistake
+/// this test is after.)
+extern "C" fn on_toggle(_: c_int, _: *mut libc::siginfo_t, context: *mut c_void) {
+    // SAFETY: the kernel passes a ucontext to an SA_SIGINFO handler.
+    let flags = unsafe {
+        &mut (*context.cast::<libc::ucontext_t>()).uc_mcontext.gregs[libc::REG_EFL as usize]
+    };
+    if STEP.load(Ordering::Relaxed) {
+        *flags |= TRAP_FLAG;
+    } else {
+        *flags &= !TRAP_FLAG;
+    }
+}
+
+/// RFLAGS.TF: with it set, the CPU traps after every instruction.
+const TRAP_FLAG: i64 = 0x100;
+
+fn trap_flag(on: bool) {
+    STEP.store(on, Ordering::Relaxed);
+    // SAFETY: raise has no preconditions; on_toggle handles SIGUSR1.
+    unsafe { libc::raise(libc::SIGUSR1) };
+}
+
+fn install(signal: c_int, handler: extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void)) {
+    // SAFETY: a plain SA_SIGINFO handler, installed before its signal can come.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler as *const () as usize;
+        action.sa_flags = libc::SA_SIGINFO;
+        libc::sigemptyset(&mut action.sa_mask);
+        assert_eq!(libc::sigaction(signal, &action, std::ptr::null_mut()), 0);
+    }
+}
+
+#[inline(never)]
+fn fiber_side(suspender: &Suspender<(), ()>) {
+    suspender.suspend(());
+}
+
+/// A known frame on the fiber's side: a walk from inside `fiber_side`
+/// must reach it.
+#[inline(never)]
+fn fiber_outer(suspender: &Suspender<(), ()>) {
+    fiber_side(black_box(suspender));
+    black_box(());
+}
+
+/// The fiber's whole body: a known frame too.
+fn fiber_body(suspender: &Suspender<(), ()>, (): ()) {
+    loop {
+        fiber_outer(suspender);
+    }
+}
+
+/// A known frame on the resumer's side.
+#[inline(never)]
+fn resumer_outer(fiber: &mut Fiber<(), (), ()>) {
+    trap_flag(true);
+    black_box(fiber.resume(()));
+    trap_flag(false);
+}
+
+fn single_step_one_round_trip() {
+    KNOWN_FRAMES[0].store(fiber_outer as *const () as usize, Ordering::Relaxed);
+    KNOWN_FRAMES[1].store(fiber_body as *const () as usize, Ordering::Relaxed);
+    KNOWN_FRAMES[2].store(resumer_outer as *const () as usize, Ordering::Relaxed);
+    let mut fiber = Fiber::new(fiber_body).unwrap();
+    fiber.resume(()); // started and suspended, outside the stepped part
+    install(libc::SIGTRAP, on_trap);
+    install(libc::SIGUSR1, on_toggle);
+    resumer_outer(&mut fiber);
+    resumer_outer(&mut fiber);
+}
+
+#[test]
+fn an_unwind_from_a_signal_at_any_instruction_of_a_round_trip_never_goes_astray() {
+    if std::env::var(CHILD_ROLE).as_deref() == Ok("single_step") {
+        single_step_one_round_trip();
+        let bad = BAD_WALKS.load(Ordering::Relaxed);
+        eprintln!(
+            "signals: {}, walks that reached a known frame: {}, stopped at code without \
+             unwind information: {}, went astray: {bad}",
+            SIGNALS.load(Ordering::Relaxed),
+            REACHED_KNOWN_FRAME.load(Ordering::Relaxed),
+            STOPPED_AT_NO_UNWIND_INFO.load(Ordering::Relaxed),
+        );
+        if bad > 0 {
+            eprintln!(
+                "first walk astray: interrupted at {:#x}, the unwinder took {:#x} for its \
+                 return address (a saved register or a local, not a caller)",
+                FIRST_BAD_PC.load(Ordering::Relaxed),
+                FIRST_BAD_RETURN.load(Ordering::Relaxed),
+            );
+            std::process::exit(1);
+        }
+        return;
+    }
+    let exe = std::env::current_exe().expect("path of the test binary");
+    let output = Command::new(exe)
+        .args([
+            "--exact",
+            "an_unwind_from_a_signal_at_any_instruction_of_a_round_trip_never_goes_astray",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ROLE, "single_step")
+        .output()
+        .expect("start the child process");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the child failed ({:?}, signal {:?}); stderr:\n{stderr}",
+        output.status,
+        output.status.signal()
+    );
+    let count = |what: &str| -> usize {
+        stderr
+            .split(what)
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {what:?} in the child's report:\n{stderr}"))
+    };
+    assert!(
+        count("signals:") >= 40,
+        "the round trip was not single-stepped:\n{stderr}"
+    );
+    assert!(
+        count("known frame:") > 0 && count("unwind information:") > 0,
+        "both kinds of instruction were stepped:\n{stderr}"
+    );
+}
