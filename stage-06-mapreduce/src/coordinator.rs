@@ -33,7 +33,8 @@ use std::time::{Duration, Instant};
 use runtime::net::{TcpListener, TcpStream};
 use runtime::time::{sleep, timeout};
 
-use crate::schedule::{Assignment, Phase, Report, Schedule, TaskId, WorkerId};
+use crate::auth::{self, Secret};
+use crate::schedule::{Assignment, Phase, Report, Schedule, TaskId, TaskKind, WorkerId};
 use crate::signal::Signal;
 use crate::wire::{self, MAX_FRAME, MAX_TASKS, Message};
 
@@ -58,6 +59,11 @@ pub struct CoordinatorConfig {
     pub task_timeout: Duration,
     /// Print a line per finished task on stderr.
     pub progress: bool,
+    /// Hand idle workers copies of the last running tasks (the paper's
+    /// backup tasks).
+    pub backup_tasks: bool,
+    /// If set, every connection must prove it knows this secret first.
+    pub secret: Option<Secret>,
 }
 
 /// What the job did.
@@ -69,6 +75,8 @@ pub struct JobReport {
     pub n_reduce: u32,
     /// Tasks taken back from a worker (timeout or lost connection).
     pub reassigned: u64,
+    /// Backup copies handed out.
+    pub backups: u64,
     /// From the start of listening to the last output in place.
     pub elapsed: Duration,
 }
@@ -139,6 +147,7 @@ struct Shared {
     changed: Signal,
     connections: Mutex<usize>,
     progress: bool,
+    secret: Option<Secret>,
     /// When the coordinator started listening, for the progress lines.
     started: Instant,
 }
@@ -174,12 +183,17 @@ impl Coordinator {
     /// address is busy; the inputs should have passed [`check_inputs`].
     pub fn bind(config: &CoordinatorConfig) -> io::Result<Coordinator> {
         let listener = TcpListener::bind(config.listen)?;
-        let schedule = Schedule::new(config.files.clone(), config.n_reduce, config.task_timeout);
+        let mut schedule =
+            Schedule::new(config.files.clone(), config.n_reduce, config.task_timeout);
+        if config.backup_tasks {
+            schedule = schedule.with_backups();
+        }
         let shared = Shared {
             schedule: Mutex::new(schedule),
             changed: Signal::new(),
             connections: Mutex::new(0),
             progress: config.progress,
+            secret: config.secret.clone(),
             started: Instant::now(),
         };
         Ok(Coordinator {
@@ -228,6 +242,7 @@ impl Coordinator {
             n_map: s.n_map(),
             n_reduce: s.n_reduce(),
             reassigned: s.reassigned(),
+            backups: s.backups_handed(),
             elapsed,
         }
     }
@@ -238,10 +253,10 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     let mut next_id: WorkerId = 0;
     loop {
         match listener.accept().await {
-            Ok((stream, _peer)) => {
+            Ok((stream, peer)) => {
                 next_id += 1;
                 *shared.connections() += 1;
-                runtime::spawn(serve_connection(stream, Arc::clone(&shared), next_id));
+                runtime::spawn(serve_connection(stream, peer, Arc::clone(&shared), next_id));
             }
             Err(e) => {
                 // Out of file descriptors, say: back off instead of spinning.
@@ -254,53 +269,38 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 
 // ANCHOR: serve_connection
 /// Answers one worker's requests until it hangs up or misbehaves.
-async fn serve_connection(mut stream: TcpStream, shared: Arc<Shared>, conn: WorkerId) {
+async fn serve_connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    conn: WorkerId,
+) {
     // The tasks handed out on this connection: only those may it report.
     // Without this, a confused or hostile client could report a task that
     // another worker is still running, and the reduce phase would start
     // before that map's files exist.
     let mut handed: Vec<TaskId> = Vec::new();
-    let trouble: Option<String> = loop {
-        // A worker may compute for minutes between requests: no deadline
-        // for a frame to start...
-        let first = match wire::read_frame_start(&mut stream).await {
-            Ok(Some(byte)) => byte,
-            Ok(None) => break None,
-            Err(e) => break Some(e.to_string()),
-        };
-        // ...but once started, it must finish promptly.
-        let payload = match timeout(FRAME_TIMEOUT, wire::read_frame_rest(&mut stream, first)).await
-        {
-            Ok(Ok(payload)) => payload,
-            Ok(Err(e)) => break Some(e.to_string()),
-            Err(_) => break Some(format!("frame not finished within {FRAME_TIMEOUT:?}")),
-        };
-        let reply = match Message::decode(&payload) {
-            Ok(Message::GetTask { worker: _ }) => {
-                let reply = next_task(&shared, conn).await;
-                if let Some(task) = reply.task_id() {
-                    handed.push(task);
-                }
-                reply
+    // With a job secret, nothing is read as a frame before the peer
+    // proved it knows the secret.
+    let refused = match &shared.secret {
+        None => None,
+        Some(secret) => {
+            match timeout(FRAME_TIMEOUT, auth::server_handshake(&mut stream, secret)).await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(format!("authentication failed: {e}")),
+                Err(_) => Some(format!(
+                    "authentication failed: no proof within {FRAME_TIMEOUT:?}"
+                )),
             }
-            Ok(Message::Done { task, worker }) if handed.contains(&task) => {
-                record_done(&shared, task, worker);
-                Message::Ack
-            }
-            Ok(Message::Done { task, .. }) => {
-                break Some(format!("it reports {task}, which it was never given"));
-            }
-            Ok(other) => break Some(format!("unexpected {other:?} from a worker")),
-            Err(e) => break Some(e.to_string()),
-        };
-        match timeout(FRAME_TIMEOUT, wire::write_message(&mut stream, &reply)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => break Some(e.to_string()),
-            Err(_) => break Some("reply not accepted in time".to_string()),
         }
     };
+    let trouble: Option<String> = if refused.is_some() {
+        refused
+    } else {
+        serve_frames(&mut stream, &shared, conn, &mut handed).await
+    };
     if let Some(why) = trouble {
-        shared.log(format_args!("closing connection {conn}: {why}"));
+        shared.log(format_args!("closing connection {conn} from {peer}: {why}"));
     }
     let lost = shared.schedule().worker_lost(conn);
     for task in lost {
@@ -310,6 +310,54 @@ async fn serve_connection(mut stream: TcpStream, shared: Arc<Shared>, conn: Work
     }
     *shared.connections() -= 1;
     shared.changed.notify_all();
+}
+
+/// The request-reply loop of one connection; `Some(why)` if it ended in
+/// trouble, `None` on a clean close.
+async fn serve_frames(
+    stream: &mut TcpStream,
+    shared: &Shared,
+    conn: WorkerId,
+    handed: &mut Vec<TaskId>,
+) -> Option<String> {
+    loop {
+        // A worker may compute for minutes between requests: no deadline
+        // for a frame to start...
+        let first = match wire::read_frame_start(stream).await {
+            Ok(Some(byte)) => byte,
+            Ok(None) => return None,
+            Err(e) => return Some(e.to_string()),
+        };
+        // ...but once started, it must finish promptly.
+        let payload = match timeout(FRAME_TIMEOUT, wire::read_frame_rest(stream, first)).await {
+            Ok(Ok(payload)) => payload,
+            Ok(Err(e)) => return Some(e.to_string()),
+            Err(_) => return Some(format!("frame not finished within {FRAME_TIMEOUT:?}")),
+        };
+        let reply = match Message::decode(&payload) {
+            Ok(Message::GetTask { worker: _ }) => {
+                let reply = next_task(shared, conn).await;
+                if let Some(task) = reply.task_id() {
+                    handed.push(task);
+                }
+                reply
+            }
+            Ok(Message::Done { task, worker }) if handed.contains(&task) => {
+                record_done(shared, task, worker);
+                Message::Ack
+            }
+            Ok(Message::Done { task, .. }) => {
+                return Some(format!("it reports {task}, which it was never given"));
+            }
+            Ok(other) => return Some(format!("unexpected {other:?} from a worker")),
+            Err(e) => return Some(e.to_string()),
+        };
+        match timeout(FRAME_TIMEOUT, wire::write_message(stream, &reply)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Some(e.to_string()),
+            Err(_) => return Some("reply not accepted in time".to_string()),
+        }
+    }
 }
 // ANCHOR_END: serve_connection
 
@@ -322,9 +370,13 @@ async fn next_task(shared: &Shared, conn: WorkerId) -> Message {
         // between the look and the wait is not missed.
         let seen = shared.changed.generation();
         let now = Instant::now();
-        let (expired, assignment) = {
+        // `assign` takes back timed-out tasks itself; `expire` first only
+        // so that the log can say which ones.
+        let (expired, assignment, backups_before) = {
             let mut s = shared.schedule();
-            (s.expire(now), s.assign(conn, now))
+            let expired = s.expire(now);
+            let before = s.backups_handed();
+            (expired, s.assign(conn, now), before)
         };
         if !expired.is_empty() {
             for task in &expired {
@@ -332,12 +384,17 @@ async fn next_task(shared: &Shared, conn: WorkerId) -> Message {
             }
             shared.changed.notify_all();
         }
+        if shared.schedule().backups_handed() > backups_before
+            && let Some(task) = task_of(&assignment)
+        {
+            shared.log(format_args!("{task}: backup copy to connection {conn}"));
+        }
         match assignment {
             Assignment::Map(task) => return Message::Map(task),
             Assignment::Reduce(task) => return Message::Reduce(task),
             Assignment::Exit => return Message::Exit,
             // Every remaining task is running: wait for a change, or for
-            // the first deadline (then expire() above takes that task back).
+            // the first deadline (then the next assign takes that task back).
             Assignment::Wait {
                 until: Some(deadline),
             } => {
@@ -352,6 +409,21 @@ async fn next_task(shared: &Shared, conn: WorkerId) -> Message {
     }
 }
 // ANCHOR_END: next_task
+
+/// The task `assignment` hands out, if it hands one out.
+fn task_of(assignment: &Assignment) -> Option<TaskId> {
+    match assignment {
+        Assignment::Map(t) => Some(TaskId {
+            kind: TaskKind::Map,
+            index: t.index,
+        }),
+        Assignment::Reduce(t) => Some(TaskId {
+            kind: TaskKind::Reduce,
+            index: t.index,
+        }),
+        _ => None,
+    }
+}
 
 fn record_done(shared: &Shared, task: TaskId, pid: u32) {
     let (report, (maps, reduces), (n_map, n_reduce)) = {

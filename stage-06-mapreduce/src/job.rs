@@ -31,6 +31,7 @@ use runtime::Runtime;
 use runtime::time::timeout;
 
 use crate::app::App;
+use crate::auth::Secret;
 use crate::coordinator::{Coordinator, CoordinatorConfig, EXIT_GRACE, JobReport, check_inputs};
 use crate::corpus::{self, CorpusSpec};
 
@@ -53,6 +54,8 @@ pub struct JobConfig {
     pub program: Vec<OsString>,
     /// Per-task progress lines on stderr.
     pub progress: bool,
+    /// Hand idle workers copies of the last running tasks.
+    pub backup_tasks: bool,
 }
 
 /// What a local job did.
@@ -160,6 +163,12 @@ pub fn cached_corpus(base: &Path, spec: &CorpusSpec) -> io::Result<Vec<PathBuf>>
     Ok(list(&dir))
 }
 
+/// Where `run` keeps the job's secret: in the job's directory, readable by
+/// its owner only, made afresh for every job.
+pub fn secret_path(dir: &Path) -> PathBuf {
+    dir.join(".mr-secret")
+}
+
 fn spawn_worker(config: &JobConfig, addr: SocketAddr) -> io::Result<Child> {
     let (program, prefix) = config
         .program
@@ -174,6 +183,8 @@ fn spawn_worker(config: &JobConfig, addr: SocketAddr) -> io::Result<Child> {
         .arg(addr.to_string())
         .arg("--dir")
         .arg(&config.dir)
+        .arg("--secret-file")
+        .arg(secret_path(&config.dir))
         .stdin(Stdio::null())
         .spawn()
 }
@@ -196,12 +207,19 @@ pub fn run_job(config: &JobConfig) -> anyhow::Result<JobSummary> {
     crate::files::ensure_dir(&config.dir)?;
     clean_job_files(&config.dir)
         .with_context(|| format!("cannot clean {}", config.dir.display()))?;
+    // Even on one machine, other users can reach 127.0.0.1: the job gets
+    // a secret of its own.
+    let secret_file = secret_path(&config.dir);
+    let secret = Secret::create(&secret_file)
+        .with_context(|| format!("cannot write {}", secret_file.display()))?;
     let coordinator_config = CoordinatorConfig {
         listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         files: config.files.clone(),
         n_reduce: config.n_reduce,
         task_timeout: config.task_timeout,
         progress: config.progress,
+        backup_tasks: config.backup_tasks,
+        secret: Some(secret),
     };
 
     let rt = Runtime::new().context("cannot start the runtime")?;
@@ -259,7 +277,9 @@ pub fn run_job(config: &JobConfig) -> anyhow::Result<JobSummary> {
                 }
             }
         }
-    })?;
+    });
+    let _ = fs::remove_file(&secret_file);
+    let report = report?;
 
     let outputs = (0..report.n_reduce)
         .map(|r| config.dir.join(crate::files::output_name(r)))

@@ -35,6 +35,7 @@
 //! | [`schedule`] | the coordinator's task state machine, as testable logic |
 //! | [`signal`] | an async broadcast that idle workers wait on |
 //! | [`wire`] | length-prefixed frames and the versioned message type |
+//! | [`auth`] | the job secret: a challenge and an HMAC proof on every connection |
 //! | [`coordinator`] | the RPC server around a `Schedule` |
 //! | [`worker`] | the RPC client loop that runs tasks |
 //! | [`job`] | `run`: a coordinator and N worker processes on this machine |
@@ -44,6 +45,7 @@
 //! own process, which a library must never do.
 
 pub mod app;
+pub mod auth;
 pub mod coordinator;
 pub mod corpus;
 pub mod files;

@@ -2,10 +2,12 @@
 //!
 //! ```text
 //!   mapreduce sequential  --app APP [--dir DIR] FILES...
-//!   mapreduce coordinator [--listen ADDR] [--reduce R] [--task-timeout SECS] [--dir DIR] [--quiet] FILES...
+//!   mapreduce coordinator [--listen ADDR] [--reduce R] [--task-timeout SECS] [--dir DIR] [--quiet]
+//!                         [--backup-tasks] [--secret-file PATH] FILES...
 //!   mapreduce worker      --app APP [--coordinator ADDR] [--dir DIR] [--connect-timeout SECS]
+//!                         [--secret-file PATH]
 //!   mapreduce run         --app APP [--workers N] [--reduce R] [--task-timeout SECS] [--dir DIR]
-//!                         [--bytes SIZE] [--quiet] [FILES...]
+//!                         [--bytes SIZE] [--quiet] [--backup-tasks] [FILES...]
 //!   mapreduce corpus      --bytes N --out DIR [--files K] [--seed S]
 //! ```
 //!
@@ -22,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use mapreduce::auth::Secret;
 use mapreduce::coordinator::{Coordinator, CoordinatorConfig, check_inputs};
 use mapreduce::corpus::{self, CorpusSpec};
 use mapreduce::job::{self, JobConfig};
@@ -40,6 +43,7 @@ static APPS: &[&dyn App] = &[
     &lab_apps::EarlyExit,
     &lab_apps::CRASH,
     &lab_apps::NOCRASH,
+    &lab_apps::Straggler,
 ];
 // ANCHOR_END: registry
 
@@ -118,6 +122,12 @@ enum Command {
         /// No per-task progress lines.
         #[arg(long)]
         quiet: bool,
+        /// Near the end of a phase, hand idle workers copies of the tasks still running.
+        #[arg(long)]
+        backup_tasks: bool,
+        /// The job's secret (the same file for the coordinator and every worker).
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
         /// Input files, one map task each.
         #[arg(required = true)]
         files: Vec<String>,
@@ -136,6 +146,9 @@ enum Command {
         /// Seconds to keep retrying a refused connection.
         #[arg(long, default_value = "1", value_parser = parse_secs)]
         connect_timeout: Duration,
+        /// The job's secret (the same file as the coordinator's).
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
     },
     /// A whole job on this machine: a coordinator and N worker processes.
     Run {
@@ -160,6 +173,9 @@ enum Command {
         /// No per-task progress lines.
         #[arg(long)]
         quiet: bool,
+        /// Near the end of a phase, hand idle workers copies of the tasks still running.
+        #[arg(long)]
+        backup_tasks: bool,
         /// Input files; without any, a generated corpus is counted.
         files: Vec<String>,
     },
@@ -249,6 +265,8 @@ fn run(command: Command) -> Result<(), Failure> {
             task_timeout,
             dir,
             quiet,
+            backup_tasks,
+            secret_file,
             files,
         } => {
             check_inputs(&files)?;
@@ -258,6 +276,8 @@ fn run(command: Command) -> Result<(), Failure> {
                 n_reduce: reduce,
                 task_timeout,
                 progress: !quiet,
+                backup_tasks,
+                secret: read_secret(secret_file.as_deref())?,
             };
             let rt = Runtime::new().context("cannot start the runtime")?;
             let report = rt.block_on(async {
@@ -278,10 +298,11 @@ fn run(command: Command) -> Result<(), Failure> {
                 );
             }
             eprintln!(
-                "coordinator: job done: {} map + {} reduce tasks, {} taken back, {:.2} s",
+                "coordinator: job done: {} map + {} reduce tasks, {} taken back, {} backup copies, {:.2} s",
                 report.n_map,
                 report.n_reduce,
                 report.reassigned,
+                report.backups,
                 report.elapsed.as_secs_f64()
             );
         }
@@ -290,6 +311,7 @@ fn run(command: Command) -> Result<(), Failure> {
             coordinator,
             dir,
             connect_timeout,
+            secret_file,
         } => {
             let app = app(&name)?;
             mapreduce::files::ensure_dir(&dir)?;
@@ -298,6 +320,7 @@ fn run(command: Command) -> Result<(), Failure> {
                 app,
                 dir,
                 connect_patience: connect_timeout,
+                secret: read_secret(secret_file.as_deref())?,
             };
             let rt = Runtime::new().context("cannot start the runtime")?;
             let exit: WorkerExit = rt.block_on(work(config))?;
@@ -311,6 +334,7 @@ fn run(command: Command) -> Result<(), Failure> {
             dir,
             bytes,
             quiet,
+            backup_tasks,
             files,
         } => {
             let app = app(&name)?;
@@ -343,10 +367,11 @@ fn run(command: Command) -> Result<(), Failure> {
                 dir: dir.unwrap_or_else(|| base.join("run")),
                 program: job::self_command().context("cannot find this executable")?,
                 progress: !quiet,
+                backup_tasks,
             };
             let summary = job::run_job(&config)?;
             eprintln!(
-                "run: {} tasks ({} map, {} reduce), {} workers, {:.2} MB in {:.3} s = {:.1} MB/s, {} taken back",
+                "run: {} tasks ({} map, {} reduce), {} workers, {:.2} MB in {:.3} s = {:.1} MB/s, {} taken back, {} backup copies",
                 summary.tasks(),
                 summary.report.n_map,
                 summary.report.n_reduce,
@@ -355,6 +380,7 @@ fn run(command: Command) -> Result<(), Failure> {
                 summary.report.elapsed.as_secs_f64(),
                 summary.mb_per_s(),
                 summary.report.reassigned,
+                summary.report.backups,
             );
             eprintln!("run: outputs in {}/mr-out-*", config.dir.display());
             if app.name() == "wc" {
@@ -387,6 +413,14 @@ fn run(command: Command) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Reads `--secret-file`, if given.
+fn read_secret(path: Option<&Path>) -> Result<Option<Secret>, Failure> {
+    let Some(path) = path else { return Ok(None) };
+    let secret = Secret::read(path)
+        .with_context(|| format!("cannot use '{}' as the job's secret", path.display()))?;
+    Ok(Some(secret))
 }
 
 /// Prints the `n` most frequent words of a `wc` job on stdout.

@@ -94,6 +94,9 @@ pub enum WireError {
     /// A task count (`n_reduce`, `n_map`) outside `1..=MAX_TASKS`
     /// (`0..=MAX_TASKS` for `n_map`: a job may have no inputs).
     BadTaskCount(u32),
+    /// The peer sent the job-secret challenge ([`crate::auth::HELLO`])
+    /// where a frame should be: it runs with a secret and we without.
+    SecretAsked,
 }
 
 impl fmt::Display for WireError {
@@ -110,6 +113,9 @@ impl fmt::Display for WireError {
             WireError::BadUtf8 => f.write_str("string field is not UTF-8"),
             WireError::BadTaskCount(n) => {
                 write!(f, "task count {n} is outside 0..={MAX_TASKS}")
+            }
+            WireError::SecretAsked => {
+                f.write_str("the peer asks for the job's secret first (give --secret-file)")
             }
         }
     }
@@ -291,6 +297,9 @@ pub async fn read_frame_start<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<Opt
 pub async fn read_frame_rest<R: AsyncRead + Unpin>(r: &mut R, first: u8) -> io::Result<Vec<u8>> {
     let mut len = [first, 0, 0, 0];
     r.read_exact(&mut len[1..]).await?;
+    if len[..] == crate::auth::HELLO[..4] {
+        return Err(WireError::SecretAsked.into());
+    }
     let len = u32::from_be_bytes(len) as usize;
     if len > MAX_FRAME {
         return Err(WireError::TooLarge(len).into());

@@ -27,9 +27,11 @@ use runtime::net::TcpStream;
 use runtime::time::{sleep, timeout};
 
 use crate::app::App;
+use crate::auth::{self, Secret};
+use crate::coordinator::FRAME_TIMEOUT;
 use crate::schedule::{TaskId, TaskKind};
 use crate::task;
-use crate::wire::{self, Message};
+use crate::wire::{self, Message, WireError};
 
 /// How to run a worker.
 #[derive(Debug, Clone)]
@@ -43,6 +45,9 @@ pub struct WorkerConfig {
     /// How long to keep trying to connect (the coordinator may still be
     /// starting).
     pub connect_patience: Duration,
+    /// The job's secret, if the job has one: proved to the coordinator
+    /// before the first request.
+    pub secret: Option<Secret>,
 }
 
 /// Why a worker stopped, when nothing went wrong on its side.
@@ -118,7 +123,13 @@ async fn call(stream: &mut TcpStream, request: &Message) -> io::Result<Message> 
 /// `Err` from [`call`]: a protocol violation is our error; anything else
 /// means the coordinator is gone.
 fn hung_up(e: io::Error) -> anyhow::Result<()> {
-    if e.kind() == io::ErrorKind::InvalidData {
+    let secret_asked = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<WireError>())
+        == Some(&WireError::SecretAsked);
+    if secret_asked {
+        bail!("the coordinator wants the job's secret: start the worker with --secret-file")
+    } else if e.kind() == io::ErrorKind::InvalidData {
         Err(e).context("the coordinator broke the protocol")
     } else {
         Ok(())
@@ -132,6 +143,16 @@ pub async fn work(config: WorkerConfig) -> anyhow::Result<WorkerExit> {
         Ok(stream) => stream,
         Err(e) => return Ok(WorkerExit::Unreachable(config.coordinator, e)),
     };
+    if let Some(secret) = &config.secret {
+        match timeout(FRAME_TIMEOUT, auth::client_handshake(&mut stream, secret)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e).context("the coordinator did not let this worker in"),
+            Err(_) => bail!(
+                "the coordinator did not ask for the job's secret within {FRAME_TIMEOUT:?}: \
+                 does it run without --secret-file?"
+            ),
+        }
+    }
     let pid = std::process::id();
     let mut tasks = 0;
     // Lent to each map task and handed back, so tasks reuse its memory.

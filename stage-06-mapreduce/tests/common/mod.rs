@@ -206,9 +206,15 @@ impl Drop for Worker {
 }
 
 pub fn start_worker(dir: &TestDir, app: &str, addr: SocketAddr) -> Worker {
+    start_worker_with(dir, app, addr, &[])
+}
+
+/// `mapreduce worker --app APP --coordinator ADDR ARGS...`
+pub fn start_worker_with(dir: &TestDir, app: &str, addr: SocketAddr, args: &[&str]) -> Worker {
     let mut child = dir
         .mapreduce()
         .args(["worker", "--app", app, "--coordinator", &addr.to_string()])
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
