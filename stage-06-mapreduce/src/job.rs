@@ -23,6 +23,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -200,6 +201,43 @@ fn describe(statuses: &[io::Result<ExitStatus>]) -> String {
     parts.join("; ")
 }
 
+/// Blocks until child `pid` has exited, without reaping it: its pid stays
+/// ours until `Child::wait` reaps it.
+fn wait_exited_unreaped(pid: u32) {
+    loop {
+        // SAFETY: an all-zero siginfo_t is a valid value (plain integers
+        // and a union of them); waitid writes into it and reads nothing.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `info` is a valid, writable siginfo_t for the call.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        // EINTR: try again; any other error (no such child): nothing to
+        // wait for, and Child::wait reports it.
+        if r == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return;
+        }
+    }
+}
+
+/// SIGKILLs every worker not yet reaped.
+fn stop_workers(pids: &[u32], reaped: &Mutex<Vec<bool>>) {
+    let reaped = reaped.lock().unwrap_or_else(|p| p.into_inner());
+    for (pid, done) in pids.iter().zip(reaped.iter()) {
+        if !done {
+            // SAFETY: kill(2) touches no memory of ours. The pid is our
+            // child and not reaped (checked under the lock the reaper
+            // holds while reaping), so it still names that process.
+            unsafe { libc::kill(*pid as libc::pid_t, libc::SIGKILL) };
+        }
+    }
+}
+
 // ANCHOR: run_job
 /// Runs the job: coordinator here, workers as child processes.
 pub fn run_job(config: &JobConfig) -> anyhow::Result<JobSummary> {
@@ -241,25 +279,53 @@ pub fn run_job(config: &JobConfig) -> anyhow::Result<JobSummary> {
             }
         }
         // Waiting for a child is a blocking call: it goes to the pool.
+        let pids: Vec<u32> = children.iter().map(Child::id).collect();
+        let reaped = Arc::new(Mutex::new(vec![false; children.len()]));
+        let reaper = Arc::clone(&reaped);
         let all_exited = runtime::spawn_blocking(move || {
             children
                 .into_iter()
-                .map(|mut c| c.wait())
+                .enumerate()
+                .map(|(i, mut c)| {
+                    wait_exited_unreaped(c.id());
+                    // Reap under the lock that `stop_workers` signals
+                    // under, so it never signals a pid already reaped
+                    // (which the system may have given to another process).
+                    let mut reaped = reaper.lock().unwrap_or_else(|p| p.into_inner());
+                    let status = c.wait();
+                    reaped[i] = true;
+                    status
+                })
                 .collect::<Vec<_>>()
         });
         match select(pin!(coordinator.run()), pin!(all_exited)).await {
-            Either::Left((report, all_exited)) => {
-                // Workers hear Exit and leave; reap them.
-                match timeout(Duration::from_secs(10), all_exited).await {
-                    Ok(Ok(statuses))
+            Either::Left((report, mut all_exited)) => {
+                // Workers hear Exit and leave. One still busy with a task
+                // that a backup copy finished is a straggler: its work is
+                // no longer needed, so it is stopped rather than waited for.
+                let statuses = match timeout(EXIT_GRACE * 2, &mut all_exited).await {
+                    Ok(statuses) => statuses,
+                    Err(_) => {
+                        eprintln!(
+                            "run: stopping the workers still busy after the job (their tasks were done by others)"
+                        );
+                        stop_workers(&pids, &reaped);
+                        match timeout(Duration::from_secs(10), all_exited).await {
+                            Ok(_) => return Ok(report),
+                            Err(_) => {
+                                eprintln!("run: workers still running after SIGKILL; leaving them");
+                                return Ok(report);
+                            }
+                        }
+                    }
+                };
+                match statuses {
+                    Ok(statuses)
                         if statuses.iter().all(|s| matches!(s, Ok(st) if st.success())) => {}
-                    Ok(Ok(statuses)) => {
+                    Ok(statuses) => {
                         eprintln!("run: some workers ended badly: {}", describe(&statuses))
                     }
-                    Ok(Err(e)) => eprintln!("run: lost track of the workers: {e:?}"),
-                    Err(_) => {
-                        eprintln!("run: workers still running 10 s after the job; leaving them")
-                    }
+                    Err(e) => eprintln!("run: lost track of the workers: {e:?}"),
                 }
                 Ok(report)
             }

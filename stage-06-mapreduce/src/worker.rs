@@ -136,12 +136,12 @@ fn hung_up(e: io::Error) -> anyhow::Result<()> {
     }
 }
 
-// ANCHOR: worker_loop
-/// The worker's whole life, as one future.
-pub async fn work(config: WorkerConfig) -> anyhow::Result<WorkerExit> {
+/// Connects to the coordinator and, if the job has a secret, proves it.
+/// `Ok(Err(exit))` if there is no coordinator to work for.
+async fn join_job(config: &WorkerConfig) -> anyhow::Result<Result<TcpStream, WorkerExit>> {
     let mut stream = match connect(config.coordinator, config.connect_patience).await {
         Ok(stream) => stream,
-        Err(e) => return Ok(WorkerExit::Unreachable(config.coordinator, e)),
+        Err(e) => return Ok(Err(WorkerExit::Unreachable(config.coordinator, e))),
     };
     if let Some(secret) = &config.secret {
         match timeout(FRAME_TIMEOUT, auth::client_handshake(&mut stream, secret)).await {
@@ -153,6 +153,17 @@ pub async fn work(config: WorkerConfig) -> anyhow::Result<WorkerExit> {
             ),
         }
     }
+    Ok(Ok(stream))
+}
+
+// ANCHOR: worker_loop
+/// The worker's whole life, as one future.
+pub async fn work(config: WorkerConfig) -> anyhow::Result<WorkerExit> {
+    let mut stream = match join_job(&config).await? {
+        Ok(stream) => stream,
+        Err(exit) => return Ok(exit),
+    };
+    // ANCHOR: lab_6_2_loop
     let pid = std::process::id();
     let mut tasks = 0;
     // Lent to each map task and handed back, so tasks reuse its memory.
@@ -211,5 +222,6 @@ pub async fn work(config: WorkerConfig) -> anyhow::Result<WorkerExit> {
             Err(e) => return hung_up(e).map(|()| WorkerExit::CoordinatorGone { tasks }),
         }
     }
+    // ANCHOR_END: lab_6_2_loop
 }
 // ANCHOR_END: worker_loop

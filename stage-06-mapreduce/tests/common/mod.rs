@@ -249,7 +249,15 @@ pub fn job_limit() -> Duration {
     }
 }
 
+/// How long the coordinator may outlive its last worker before the job
+/// counts as abandoned (it says `Exit` within a second of the last output).
+pub const ORPHAN_GRACE: Duration = Duration::from_secs(10);
+
 /// Runs coordinator + `workers` workers on `files` and waits for all.
+///
+/// Fails with every process's log if the coordinator does not finish: by
+/// [`job_limit`], or soon after the last worker exited (nobody is left to
+/// finish the job, so waiting longer could only hang).
 pub fn distributed(
     dir: &TestDir,
     app: &str,
@@ -261,11 +269,43 @@ pub fn distributed(
     let mut ws: Vec<Worker> = (0..workers)
         .map(|_| start_worker(dir, app, c.addr))
         .collect();
-    let status = wait_for(&mut c.child, job_limit(), "coordinator");
+    let logs = |ws: &[Worker], c: &Coordinator| {
+        let mut all = format!("coordinator:\n{}", c.log.joined());
+        for (i, w) in ws.iter().enumerate() {
+            all += &format!("\nworker {i}:\n{}", w.log.joined());
+        }
+        all
+    };
+    let deadline = Instant::now() + job_limit();
+    let mut orphaned_since: Option<Instant> = None;
+    let status = loop {
+        if let Some(status) = c.child.try_wait().unwrap() {
+            break status;
+        }
+        let all_gone = ws.iter_mut().all(|w| w.child.try_wait().unwrap().is_some());
+        let since = *orphaned_since.get_or_insert_with(Instant::now);
+        if !all_gone {
+            orphaned_since = None;
+        } else if since.elapsed() > ORPHAN_GRACE {
+            panic!(
+                "every worker exited but the job never finished (the coordinator still \
+                 runs {ORPHAN_GRACE:?} later):\n{}",
+                logs(&ws, &c)
+            );
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "the job did not finish within {:?}:\n{}",
+                job_limit(),
+                logs(&ws, &c)
+            );
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
     assert!(
         status.success(),
         "coordinator failed: {status}\n{}",
-        c.log.joined()
+        logs(&ws, &c)
     );
     for w in &mut ws {
         let status = wait_for(&mut w.child, Duration::from_secs(30), "worker");
