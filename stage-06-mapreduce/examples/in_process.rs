@@ -41,6 +41,7 @@ fn main() -> anyhow::Result<()> {
         progress: true,
         backup_tasks: false,
         secret: Some(secret.clone()),
+        fetch: false,
     };
     let rt = Runtime::new()?;
     let report = rt.block_on(async {
@@ -54,6 +55,7 @@ fn main() -> anyhow::Result<()> {
                     dir: dir.clone(),
                     connect_patience: Duration::from_secs(1),
                     secret: Some(secret.clone()),
+                    serve: None,
                 }))
             })
             .collect();

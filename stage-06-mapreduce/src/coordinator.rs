@@ -23,6 +23,7 @@
 //! malformed, oversized or half-sent frame ends that connection only; its
 //! task goes back to the pool at once.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
 use std::io;
@@ -36,7 +37,7 @@ use runtime::time::{sleep, timeout};
 use crate::auth::{self, Secret};
 use crate::schedule::{Assignment, Phase, Report, Schedule, TaskId, TaskKind, WorkerId};
 use crate::signal::Signal;
-use crate::wire::{self, MAX_FRAME, MAX_TASKS, Message};
+use crate::wire::{self, FetchReduceTask, MAX_FRAME, MAX_TASKS, Message};
 
 /// Once a frame has started, the rest must arrive within this time; a reply
 /// must be accepted by the worker's socket within it too.
@@ -64,10 +65,13 @@ pub struct CoordinatorConfig {
     pub backup_tasks: bool,
     /// If set, every connection must prove it knows this secret first.
     pub secret: Option<Secret>,
+    /// Serve-and-fetch: workers keep their map output and serve it; reduce
+    /// tasks are told where to fetch it ([`crate::fetch`]).
+    pub fetch: bool,
 }
 
 /// What the job did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobReport {
     /// Map tasks (input files).
     pub n_map: u32,
@@ -77,6 +81,9 @@ pub struct JobReport {
     pub reassigned: u64,
     /// Backup copies handed out.
     pub backups: u64,
+    /// Serve-and-fetch: where each `mr-out-R` was written (the serve
+    /// address of the worker that ran reduce task R).
+    pub outputs_at: Vec<Option<SocketAddr>>,
     /// From the start of listening to the last output in place.
     pub elapsed: Duration,
 }
@@ -148,11 +155,60 @@ struct Shared {
     connections: Mutex<usize>,
     progress: bool,
     secret: Option<Secret>,
+    /// Serve-and-fetch bookkeeping; `None` in the shared-directory mode.
+    fetch: Option<Mutex<FetchState>>,
     /// When the coordinator started listening, for the progress lines.
     started: Instant,
 }
 
+/// Where map output lives, in serve-and-fetch mode.
+#[derive(Debug)]
+struct FetchState {
+    /// The serve address of each joined connection.
+    serving: HashMap<WorkerId, SocketAddr>,
+    /// For each done map task: the connection that did it and where its
+    /// output is served.
+    map_source: Vec<Option<(WorkerId, SocketAddr)>>,
+    /// For each done reduce task: where its output was written.
+    output_at: Vec<Option<SocketAddr>>,
+}
+
 impl Shared {
+    fn fetch_state(&self) -> Option<MutexGuard<'_, FetchState>> {
+        let state = self.fetch.as_ref()?;
+        Some(state.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Serve-and-fetch: the map output served at `lost` is gone (its
+    /// worker left, or a reducer could not fetch from it). Every map task
+    /// whose output was there runs again: the paper's rule for completed
+    /// map tasks of a failed worker.
+    fn redo_maps_at(&self, lost: impl Fn(WorkerId, SocketAddr) -> bool, why: &str) {
+        let Some(mut fetch) = self.fetch_state() else {
+            return;
+        };
+        let mut s = self.schedule();
+        if s.phase() == Phase::Done {
+            return;
+        }
+        let mut redone = Vec::new();
+        for (m, source) in fetch.map_source.iter_mut().enumerate() {
+            if let Some((conn, addr)) = *source
+                && lost(conn, addr)
+            {
+                *source = None;
+                if s.redo_map(m as u32) {
+                    redone.push(m);
+                }
+            }
+        }
+        drop((s, fetch));
+        if !redone.is_empty() {
+            self.log(format_args!("{why}: map tasks {redone:?} run again"));
+            self.changed.notify_all();
+        }
+    }
+
     fn schedule(&self) -> MutexGuard<'_, Schedule> {
         // Schedule methods do not panic midway, so a poisoned lock (a panic
         // elsewhere while holding it) still guards a consistent schedule.
@@ -194,6 +250,13 @@ impl Coordinator {
             connections: Mutex::new(0),
             progress: config.progress,
             secret: config.secret.clone(),
+            fetch: config.fetch.then(|| {
+                Mutex::new(FetchState {
+                    serving: HashMap::new(),
+                    map_source: vec![None; config.files.len()],
+                    output_at: vec![None; config.n_reduce.max(1) as usize],
+                })
+            }),
             started: Instant::now(),
         };
         Ok(Coordinator {
@@ -237,8 +300,13 @@ impl Coordinator {
         }
         acceptor.abort();
 
+        let outputs_at = shared
+            .fetch_state()
+            .map(|f| f.output_at.clone())
+            .unwrap_or_default();
         let s = shared.schedule();
         JobReport {
+            outputs_at,
             n_map: s.n_map(),
             n_reduce: s.n_reduce(),
             reassigned: s.reassigned(),
@@ -308,6 +376,15 @@ async fn serve_connection(
             "{task}: its worker left; handing it out again"
         ));
     }
+    let serving = shared
+        .fetch_state()
+        .and_then(|mut f| f.serving.remove(&conn));
+    if let Some(addr) = serving {
+        shared.redo_maps_at(
+            |owner, _| owner == conn,
+            &format!("the worker serving {addr} left; its map output is gone"),
+        );
+    }
     *shared.connections() -= 1;
     shared.changed.notify_all();
 }
@@ -320,6 +397,10 @@ async fn serve_frames(
     conn: WorkerId,
     handed: &mut Vec<TaskId>,
 ) -> Option<String> {
+    // Serve-and-fetch: where this worker serves its map output, and the
+    // sources each reduce task it was handed was told to fetch from.
+    let mut joined: Option<SocketAddr> = None;
+    let mut sources: HashMap<u32, Vec<SocketAddr>> = HashMap::new();
     loop {
         // A worker may compute for minutes between requests: no deadline
         // for a frame to start...
@@ -335,15 +416,61 @@ async fn serve_frames(
             Err(_) => return Some(format!("frame not finished within {FRAME_TIMEOUT:?}")),
         };
         let reply = match Message::decode(&payload) {
+            Ok(Message::GetTask { .. }) if shared.fetch.is_some() && joined.is_none() => {
+                let reason = "this job runs with --fetch: start the worker with --serve ADDR";
+                refuse(stream, reason).await;
+                return Some(format!("refused: {reason}"));
+            }
             Ok(Message::GetTask { worker: _ }) => {
                 let reply = next_task(shared, conn).await;
                 if let Some(task) = reply.task_id() {
                     handed.push(task);
                 }
+                if let Message::FetchReduce(t) = &reply {
+                    sources.insert(t.index, t.sources.clone());
+                }
                 reply
             }
+            Ok(Message::Join { serve }) if joined.is_none() => {
+                let Some(mut fetch) = shared.fetch_state() else {
+                    let reason = "this job shares one directory: start the worker without --serve";
+                    refuse(stream, reason).await;
+                    return Some(format!("refused: {reason}"));
+                };
+                fetch.serving.insert(conn, serve);
+                drop(fetch);
+                joined = Some(serve);
+                shared.log(format_args!(
+                    "connection {conn} serves map output at {serve}"
+                ));
+                Message::Ack
+            }
+            Ok(Message::FetchFailed { reduce, map })
+                if handed.contains(&TaskId {
+                    kind: TaskKind::Reduce,
+                    index: reduce,
+                }) =>
+            {
+                let task = TaskId {
+                    kind: TaskKind::Reduce,
+                    index: reduce,
+                };
+                shared.schedule().give_back(task, conn);
+                let failed = sources
+                    .get(&reduce)
+                    .and_then(|s| s.get(map as usize))
+                    .copied();
+                if let Some(failed) = failed {
+                    shared.redo_maps_at(
+                        |_, addr| addr == failed,
+                        &format!("{task} could not fetch map {map}'s output from {failed}"),
+                    );
+                }
+                shared.changed.notify_all();
+                Message::Ack
+            }
             Ok(Message::Done { task, worker }) if handed.contains(&task) => {
-                record_done(shared, task, worker);
+                record_done(shared, task, worker, conn, joined);
                 Message::Ack
             }
             Ok(Message::Done { task, .. }) => {
@@ -391,7 +518,40 @@ async fn next_task(shared: &Shared, conn: WorkerId) -> Message {
         }
         match assignment {
             Assignment::Map(task) => return Message::Map(task),
-            Assignment::Reduce(task) => return Message::Reduce(task),
+            Assignment::Reduce(task) => {
+                let Some(fetch) = shared.fetch_state() else {
+                    return Message::Reduce(task);
+                };
+                // Every map task is done, so each has a source.
+                let sources: Option<Vec<SocketAddr>> = fetch
+                    .map_source
+                    .iter()
+                    .map(|s| s.map(|(_, addr)| addr))
+                    .collect();
+                match sources {
+                    Some(sources) => {
+                        return Message::FetchReduce(FetchReduceTask {
+                            index: task.index,
+                            sources,
+                        });
+                    }
+                    None => {
+                        // Cannot happen (a map is Done only with its
+                        // source recorded); give the task back rather
+                        // than hand out a reduce that cannot run.
+                        drop(fetch);
+                        shared.schedule().give_back(
+                            TaskId {
+                                kind: TaskKind::Reduce,
+                                index: task.index,
+                            },
+                            conn,
+                        );
+                        shared.changed.notify_all();
+                        continue;
+                    }
+                }
+            }
             Assignment::Exit => return Message::Exit,
             // Every remaining task is running: wait for a change, or for
             // the first deadline (then the next assign takes that task back).
@@ -425,12 +585,30 @@ fn task_of(assignment: &Assignment) -> Option<TaskId> {
     }
 }
 
-fn record_done(shared: &Shared, task: TaskId, pid: u32) {
+/// Tells a worker why it is not welcome; the caller then hangs up.
+async fn refuse(stream: &mut TcpStream, reason: &str) {
+    let message = Message::Refuse {
+        reason: reason.to_string(),
+    };
+    let _ = timeout(FRAME_TIMEOUT, wire::write_message(stream, &message)).await;
+}
+
+fn record_done(shared: &Shared, task: TaskId, pid: u32, conn: WorkerId, serve: Option<SocketAddr>) {
+    // Lock order: fetch state, then schedule (as in `redo_maps_at`).
+    let mut fetch = shared.fetch_state();
     let (report, (maps, reduces), (n_map, n_reduce)) = {
         let mut s = shared.schedule();
         let report = s.complete(task);
         (report, s.done_counts(), (s.n_map(), s.n_reduce()))
     };
+    if let (Report::Accepted, Some(fetch), Some(serve)) = (report, fetch.as_mut(), serve) {
+        let i = task.index as usize;
+        match task.kind {
+            TaskKind::Map => fetch.map_source[i] = Some((conn, serve)),
+            TaskKind::Reduce => fetch.output_at[i] = Some(serve),
+        }
+    }
+    drop(fetch);
     match report {
         Report::Accepted => {
             shared.log(format_args!(

@@ -258,6 +258,7 @@ pub fn run_job(config: &JobConfig) -> anyhow::Result<JobSummary> {
         progress: config.progress,
         backup_tasks: config.backup_tasks,
         secret: Some(secret),
+        fetch: false,
     };
 
     let rt = Runtime::new().context("cannot start the runtime")?;

@@ -38,6 +38,7 @@
 //! | [`auth`] | the job secret: a challenge and an HMAC proof on every connection |
 //! | [`coordinator`] | the RPC server around a `Schedule` |
 //! | [`worker`] | the RPC client loop that runs tasks |
+//! | [`fetch`] | serve-and-fetch: a worker's file server, and a reduce task that fetches its inputs |
 //! | [`job`] | `run`: a coordinator and N worker processes on this machine |
 //!
 //! The lab's test apps (`mtiming`, `rtiming`, `jobcount`, `early_exit`,
@@ -48,6 +49,7 @@ pub mod app;
 pub mod auth;
 pub mod coordinator;
 pub mod corpus;
+pub mod fetch;
 pub mod files;
 pub mod group;
 pub mod hash;

@@ -2,10 +2,10 @@
 //!
 //! ```text
 //!   mapreduce sequential  --app APP [--dir DIR] FILES...
-//!   mapreduce coordinator [--listen ADDR] [--reduce R] [--task-timeout SECS] [--dir DIR] [--quiet]
-//!                         [--backup-tasks] [--secret-file PATH] FILES...
+//!   mapreduce coordinator [--fetch] [--listen ADDR] [--reduce R] [--task-timeout SECS] [--dir DIR]
+//!                         [--quiet] [--backup-tasks] [--secret-file PATH] FILES...
 //!   mapreduce worker      --app APP [--coordinator ADDR] [--dir DIR] [--connect-timeout SECS]
-//!                         [--secret-file PATH]
+//!                         [--serve ADDR [--advertise ADDR]] [--secret-file PATH]
 //!   mapreduce run         --app APP [--workers N] [--reduce R] [--task-timeout SECS] [--dir DIR]
 //!                         [--bytes SIZE] [--quiet] [--backup-tasks] [FILES...]
 //!   mapreduce corpus      --bytes N --out DIR [--files K] [--seed S]
@@ -28,7 +28,8 @@ use mapreduce::auth::Secret;
 use mapreduce::coordinator::{Coordinator, CoordinatorConfig, check_inputs};
 use mapreduce::corpus::{self, CorpusSpec};
 use mapreduce::job::{self, JobConfig};
-use mapreduce::worker::{WorkerConfig, WorkerExit, work};
+use mapreduce::wire::MAX_FETCH_MAPS;
+use mapreduce::worker::{ServeConfig, WorkerConfig, WorkerExit, work};
 use mapreduce::{App, Indexer, WordCount};
 use runtime::Runtime;
 
@@ -128,6 +129,9 @@ enum Command {
         /// The job's secret (the same file for the coordinator and every worker).
         #[arg(long)]
         secret_file: Option<PathBuf>,
+        /// Serve-and-fetch: workers keep their map output (they run with --serve); reducers fetch it.
+        #[arg(long)]
+        fetch: bool,
         /// Input files, one map task each.
         #[arg(required = true)]
         files: Vec<String>,
@@ -149,6 +153,12 @@ enum Command {
         /// The job's secret (the same file as the coordinator's).
         #[arg(long)]
         secret_file: Option<PathBuf>,
+        /// Serve-and-fetch: keep map output in --dir and serve it on this address (port 0 picks one).
+        #[arg(long)]
+        serve: Option<SocketAddr>,
+        /// The address others reach --serve at, if not the --serve address itself.
+        #[arg(long, requires = "serve")]
+        advertise: Option<SocketAddr>,
     },
     /// A whole job on this machine: a coordinator and N worker processes.
     Run {
@@ -267,9 +277,16 @@ fn run(command: Command) -> Result<(), Failure> {
             quiet,
             backup_tasks,
             secret_file,
+            fetch,
             files,
         } => {
             check_inputs(&files)?;
+            if fetch && files.len() > MAX_FETCH_MAPS as usize {
+                return Err(Failure::Usage(format!(
+                    "--fetch takes at most {MAX_FETCH_MAPS} input files, not {}",
+                    files.len()
+                )));
+            }
             let config = CoordinatorConfig {
                 listen,
                 files,
@@ -278,6 +295,7 @@ fn run(command: Command) -> Result<(), Failure> {
                 progress: !quiet,
                 backup_tasks,
                 secret: read_secret(secret_file.as_deref())?,
+                fetch,
             };
             let rt = Runtime::new().context("cannot start the runtime")?;
             let report = rt.block_on(async {
@@ -286,11 +304,16 @@ fn run(command: Command) -> Result<(), Failure> {
                 eprintln!("coordinator: listening on {}", coordinator.local_addr()?);
                 anyhow::Ok(coordinator.run().await)
             })?;
+            for (r, at) in report.outputs_at.iter().enumerate() {
+                if let Some(at) = at {
+                    eprintln!("coordinator: mr-out-{r} is in the --dir of the worker serving {at}");
+                }
+            }
             let missing: Vec<String> = (0..reduce)
                 .map(mapreduce::files::output_name)
                 .filter(|name| !dir.join(name).exists())
                 .collect();
-            if !missing.is_empty() {
+            if !fetch && !missing.is_empty() {
                 eprintln!(
                     "coordinator: note: not in {}: {}",
                     dir.display(),
@@ -312,15 +335,24 @@ fn run(command: Command) -> Result<(), Failure> {
             dir,
             connect_timeout,
             secret_file,
+            serve,
+            advertise,
         } => {
             let app = app(&name)?;
             mapreduce::files::ensure_dir(&dir)?;
+            if serve.is_some() {
+                // This directory holds this worker's map output only: what
+                // an earlier job left in it must not be served as ours.
+                job::clean_job_files(&dir)
+                    .with_context(|| format!("cannot clean {}", dir.display()))?;
+            }
             let config = WorkerConfig {
                 coordinator,
                 app,
                 dir,
                 connect_patience: connect_timeout,
                 secret: read_secret(secret_file.as_deref())?,
+                serve: serve.map(|listen| ServeConfig { listen, advertise }),
             };
             let rt = Runtime::new().context("cannot start the runtime")?;
             let exit: WorkerExit = rt.block_on(work(config))?;

@@ -343,6 +343,7 @@ impl Schedule {
     /// place).
     pub fn complete(&mut self, task: TaskId) -> Report {
         // ANCHOR: lab_6_1_complete
+        let current = self.current_kind();
         let Some(state) = self.tasks_mut(task.kind).get_mut(task.index as usize) else {
             return Report::Unknown;
         };
@@ -364,7 +365,7 @@ impl Schedule {
                     if let Some(backups) = self.backups.as_mut() {
                         backups.fill(None);
                     }
-                } else {
+                } else if current == Some(task.kind) {
                     self.drop_backup(task.index as usize);
                 }
                 Report::Accepted
@@ -387,6 +388,57 @@ impl Schedule {
         self.take_back(|w, _| w == worker)
     }
     // ANCHOR_END: expire
+
+    // ANCHOR: redo
+    /// Serve-and-fetch: map task `index`'s output is lost with its worker,
+    /// so a `Done` map task becomes idle again and the job goes back to
+    /// the map phase (the paper's section 3.3). Running reduce tasks go on;
+    /// a reduce that fetched every partition before the loss may still
+    /// report. Returns true if the task was `Done`.
+    pub fn redo_map(&mut self, index: u32) -> bool {
+        let was_reduce_phase = self.phase() == Phase::Reduce;
+        match self.maps.get_mut(index as usize) {
+            Some(state @ TaskState::Done) => {
+                // Not `taken_back`: nobody holds it now, and a report of
+                // the lost run must not count as the new one.
+                *state = TaskState::Idle { taken_back: false };
+                self.maps_left += 1;
+                if was_reduce_phase && let Some(backups) = self.backups.as_mut() {
+                    // The copies recorded were of reduce tasks.
+                    backups.fill(None);
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Serve-and-fetch: `worker` could not fetch an input of `task`, and
+    /// gives the task back (it becomes idle, to be handed out again).
+    /// Returns true if `worker` held it.
+    pub fn give_back(&mut self, task: TaskId, worker: WorkerId) -> bool {
+        let current = self.current_kind() == Some(task.kind);
+        let Some(state) = self.tasks_mut(task.kind).get_mut(task.index as usize) else {
+            return false;
+        };
+        match *state {
+            TaskState::InProgress { worker: w, .. } if w == worker => {
+                *state = TaskState::Idle { taken_back: true };
+                self.reassigned += 1;
+                if current {
+                    self.drop_backup(task.index as usize);
+                }
+                true
+            }
+            _ => {
+                if current && self.backup_of(task) == Some(worker) {
+                    self.drop_backup(task.index as usize);
+                }
+                false
+            }
+        }
+    }
+    // ANCHOR_END: redo
 
     // ANCHOR: take_back
     /// Takes back every running task of the current phase whose worker and
@@ -780,5 +832,53 @@ mod tests {
             0
         );
         assert_eq!(s.backup_of(reduce(0)), Some(3));
+    }
+
+    #[test]
+    fn a_lost_map_output_sends_the_job_back_to_the_map_phase() {
+        let t0 = Instant::now();
+        let mut s = schedule(2, 2);
+        s.assign(1, t0);
+        s.assign(2, t0);
+        s.complete(map(0));
+        s.complete(map(1));
+        s.assign(3, t0); // reduce 0 to worker 3
+        assert!(s.redo_map(1), "map 1 was done");
+        assert!(!s.redo_map(1), "and now it is not");
+        assert!(!s.redo_map(9), "no such task");
+        assert_eq!(s.phase(), Phase::Map);
+        assert_eq!(s.state(map(1)), Some(TaskState::Idle { taken_back: false }));
+        assert_eq!(
+            index_of(&s.assign(4, t0), "the lost map output is redone first"),
+            1
+        );
+        assert!(
+            matches!(s.assign(5, t0), Assignment::Wait { .. }),
+            "no reduce task while a map task is not done"
+        );
+        assert_eq!(s.complete(map(1)), Report::Accepted);
+        assert_eq!(s.phase(), Phase::Reduce);
+        assert_eq!(
+            s.complete(reduce(0)),
+            Report::Accepted,
+            "reduce 0 kept running meanwhile"
+        );
+    }
+
+    #[test]
+    fn a_reduce_that_cannot_fetch_is_given_back_by_its_worker_only() {
+        let t0 = Instant::now();
+        let mut s = schedule(1, 1);
+        s.assign(1, t0);
+        s.complete(map(0));
+        s.assign(2, t0);
+        assert!(!s.give_back(reduce(0), 3), "worker 3 does not hold it");
+        assert!(s.give_back(reduce(0), 2));
+        assert_eq!(
+            s.state(reduce(0)),
+            Some(TaskState::Idle { taken_back: true })
+        );
+        assert_eq!(s.reassigned(), 1);
+        assert_eq!(index_of(&s.assign(3, t0), "it is handed out again"), 0);
     }
 }
