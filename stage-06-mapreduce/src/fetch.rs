@@ -328,3 +328,120 @@ fn fetch_then_reduce(
     Ok(outcome)
 }
 // ANCHOR_END: fetch_reduce
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener as StdListener;
+    use std::thread;
+
+    /// A one-shot fake file server: reads the request frame, then sends
+    /// `reply` as is.
+    fn fake_server(reply: Vec<u8>) -> SocketAddr {
+        let listener = StdListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut request = [0u8; 14]; // a Fetch frame: 4 + 2 + 8 bytes
+            s.read_exact(&mut request).unwrap();
+            let _ = s.write_all(&reply);
+        });
+        addr
+    }
+
+    fn scratch(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("mr-fetch-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn reply(body: &[u8], len: u64, digest: [u8; 32]) -> Vec<u8> {
+        let mut r = Message::Partition { len }.encode();
+        r.extend_from_slice(body);
+        r.extend_from_slice(&digest);
+        r
+    }
+
+    fn sha(bytes: &[u8]) -> [u8; 32] {
+        Sha256::digest(bytes).into()
+    }
+
+    #[test]
+    fn a_partition_whose_digest_matches_is_renamed_into_place() {
+        let dir = scratch("good");
+        let body = b"some sorted run".repeat(50_000); // several chunks
+        let addr = fake_server(reply(&body, body.len() as u64, sha(&body)));
+        let got = fetch_partition(addr, 2, 1, &dir, None).unwrap();
+        assert_eq!(got, body.len() as u64);
+        assert_eq!(names(&dir), ["mr-2-1"]);
+        assert_eq!(fs::read(dir.join("mr-2-1")).unwrap(), body);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_damaged_partition_is_refused_and_leaves_no_file() {
+        let dir = scratch("damaged");
+        let body = b"abcdefgh".repeat(1000);
+        let mut damaged = body.clone();
+        damaged[4000] ^= 1;
+        let addr = fake_server(reply(&damaged, body.len() as u64, sha(&body)));
+        let err = fetch_partition(addr, 0, 0, &dir, None)
+            .unwrap_err()
+            .unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        assert!(err.to_string().contains("SHA-256"), "{err}");
+        assert_eq!(names(&dir), Vec::<String>::new(), "nothing partial is left");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_partition_cut_short_is_refused_and_leaves_no_file() {
+        let dir = scratch("short");
+        let body = b"abcdefgh".repeat(1000);
+        let mut r = Message::Partition {
+            len: body.len() as u64,
+        }
+        .encode();
+        r.extend_from_slice(&body[..5000]); // then the server hangs up
+        let addr = fake_server(r);
+        let err = fetch_partition(addr, 0, 0, &dir, None)
+            .unwrap_err()
+            .unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
+        assert_eq!(names(&dir), Vec::<String>::new());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_refusal_or_a_dead_address_is_the_sources_fault() {
+        let dir = scratch("refused");
+        let addr = fake_server(
+            Message::Refuse {
+                reason: "no mr-0-0 here".into(),
+            }
+            .encode(),
+        );
+        let err = fetch_partition(addr, 0, 0, &dir, None)
+            .unwrap_err()
+            .unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        // A port nobody listens on: bind one, note it, close it.
+        let dead = StdListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        assert!(fetch_partition(dead, 0, 0, &dir, None).unwrap_err().is_ok());
+        assert_eq!(names(&dir), Vec::<String>::new());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -11,6 +11,7 @@
 //! | `early_exit` | no process quit while a slow reduce was still running |
 //! | `crash` | killed and stalled workers do not change the result (vs `nocrash`) |
 //! | `straggler` | `wc`, with one slow worker: backup tasks finish the job without it |
+//! | `reduce_pause` | `wc` whose first reduce call per process pauses: time to kill a worker between the phases |
 //!
 //! They live in the binary, not the library, because `crash` ends its own
 //! process on purpose: it plays a machine failing mid-task, which is exactly
@@ -340,5 +341,34 @@ impl App for Straggler {
     }
     fn combines(&self) -> bool {
         true
+    }
+}
+
+/// How long `reduce_pause` holds the first reduce call of each process.
+pub const REDUCE_PAUSE: Duration = Duration::from_secs(3);
+
+/// `reduce_pause`: `wc`, except that the first reduce call of each
+/// process waits [`REDUCE_PAUSE`] first. Between the last map task and
+/// the first reduce output, a test has that long to kill a worker whose
+/// map output nobody has merged yet.
+#[derive(Debug)]
+pub struct ReducePause;
+
+impl App for ReducePause {
+    fn name(&self) -> &'static str {
+        "reduce_pause"
+    }
+    fn map(&self, cx: &Context<'_>, file: &str, contents: &str, emit: &mut dyn FnMut(&str, &str)) {
+        mapreduce::WordCount.map(cx, file, contents, emit);
+    }
+    fn reduce(&self, cx: &Context<'_>, key: &str, values: Values<'_>) -> String {
+        static PAUSED: std::sync::Once = std::sync::Once::new();
+        PAUSED.call_once(|| thread::sleep(REDUCE_PAUSE));
+        mapreduce::WordCount.reduce(cx, key, values)
+    }
+    // No combiner: `reduce` then runs in reduce tasks only, never on the
+    // map side, so the pause falls between the phases.
+    fn combines(&self) -> bool {
+        false
     }
 }

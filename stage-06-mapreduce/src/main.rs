@@ -45,6 +45,7 @@ static APPS: &[&dyn App] = &[
     &lab_apps::CRASH,
     &lab_apps::NOCRASH,
     &lab_apps::Straggler,
+    &lab_apps::ReducePause,
 ];
 // ANCHOR_END: registry
 
