@@ -127,7 +127,7 @@ impl Lines {
     }
 }
 
-fn drain(child: &mut Child, lines: Lines, first: Option<mpsc::Sender<String>>) {
+pub fn drain(child: &mut Child, lines: Lines, first: Option<mpsc::Sender<String>>) {
     let stderr = child.stderr.take().expect("stderr piped");
     thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
