@@ -202,8 +202,8 @@ fn describe(statuses: &[io::Result<ExitStatus>]) -> String {
 }
 
 /// Blocks until child `pid` has exited, without reaping it: its pid stays
-/// ours until `Child::wait` reaps it.
-fn wait_exited_unreaped(pid: u32) {
+/// ours until `Child::wait` reaps it. False if that cannot be done.
+fn wait_exited_unreaped(pid: u32) -> bool {
     loop {
         // SAFETY: an all-zero siginfo_t is a valid value (plain integers
         // and a union of them); waitid writes into it and reads nothing.
@@ -217,10 +217,12 @@ fn wait_exited_unreaped(pid: u32) {
                 libc::WEXITED | libc::WNOWAIT,
             )
         };
-        // EINTR: try again; any other error (no such child): nothing to
-        // wait for, and Child::wait reports it.
-        if r == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            return;
+        if r == 0 {
+            return true;
+        }
+        // EINTR: try again; any other error: let Child::wait handle it.
+        if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return false;
         }
     }
 }
@@ -288,14 +290,22 @@ pub fn run_job(config: &JobConfig) -> anyhow::Result<JobSummary> {
                 .into_iter()
                 .enumerate()
                 .map(|(i, mut c)| {
-                    wait_exited_unreaped(c.id());
-                    // Reap under the lock that `stop_workers` signals
-                    // under, so it never signals a pid already reaped
-                    // (which the system may have given to another process).
-                    let mut reaped = reaper.lock().unwrap_or_else(|p| p.into_inner());
-                    let status = c.wait();
-                    reaped[i] = true;
-                    status
+                    let lock = || reaper.lock().unwrap_or_else(|p| p.into_inner());
+                    if wait_exited_unreaped(c.id()) {
+                        // Reap under the lock that `stop_workers` signals
+                        // under, so it never signals a pid already reaped
+                        // (which the system may have given to another
+                        // process). The child has exited: this is quick.
+                        let mut reaped = lock();
+                        let status = c.wait();
+                        reaped[i] = true;
+                        status
+                    } else {
+                        // Cannot wait without reaping: give up signalling
+                        // this child rather than block `stop_workers`.
+                        lock()[i] = true;
+                        c.wait()
+                    }
                 })
                 .collect::<Vec<_>>()
         });

@@ -288,7 +288,9 @@ pub const STRAGGLER_SLEEP: Duration = Duration::from_secs(3);
 /// not matter. Every map call of that process sleeps [`STRAGGLER_SLEEP`]
 /// first; everyone else is quick. The output is `wc`'s (compare with
 /// `sequential --app wc`: run sequentially, the one process would be the
-/// straggler for every file).
+/// straggler for every file). It is meant for the shared-directory mode:
+/// with `--serve`, each worker has a directory of its own, and each would
+/// claim the role.
 #[derive(Debug)]
 pub struct Straggler;
 
