@@ -23,7 +23,7 @@
 //! malformed, oversized or half-sent frame ends that connection only; its
 //! task goes back to the pool at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::File;
 use std::io;
@@ -171,6 +171,9 @@ struct FetchState {
     map_source: Vec<Option<(WorkerId, SocketAddr)>>,
     /// For each done reduce task: where its output was written.
     output_at: Vec<Option<SocketAddr>>,
+    /// Serve addresses a reducer could not fetch from: workers serving
+    /// there get no more tasks (their output could not be used).
+    unreachable: HashSet<SocketAddr>,
 }
 
 impl Shared {
@@ -255,6 +258,7 @@ impl Coordinator {
                     serving: HashMap::new(),
                     map_source: vec![None; config.files.len()],
                     output_at: vec![None; config.n_reduce.max(1) as usize],
+                    unreachable: HashSet::new(),
                 })
             }),
             started: Instant::now(),
@@ -421,6 +425,20 @@ async fn serve_frames(
                 refuse(stream, reason).await;
                 return Some(format!("refused: {reason}"));
             }
+            Ok(Message::GetTask { .. })
+                if joined.is_some_and(|addr| {
+                    shared
+                        .fetch_state()
+                        .is_some_and(|f| f.unreachable.contains(&addr))
+                }) =>
+            {
+                let reason = format!(
+                    "reducers cannot fetch map output from {} (is --advertise right?)",
+                    joined.map(|a| a.to_string()).unwrap_or_default()
+                );
+                refuse(stream, &reason).await;
+                return Some(format!("refused: {reason}"));
+            }
             Ok(Message::GetTask { worker: _ }) => {
                 let reply = next_task(shared, conn).await;
                 if let Some(task) = reply.task_id() {
@@ -461,6 +479,12 @@ async fn serve_frames(
                     .and_then(|s| s.get(map as usize))
                     .copied();
                 if let Some(failed) = failed {
+                    // The worker serving there gets no more tasks: what it
+                    // makes nobody can fetch. (It is told so at its next
+                    // GetTask, and leaves.)
+                    if let Some(mut f) = shared.fetch_state() {
+                        f.unreachable.insert(failed);
+                    }
                     shared.redo_maps_at(
                         |_, addr| addr == failed,
                         &format!("{task} could not fetch map {map}'s output from {failed}"),

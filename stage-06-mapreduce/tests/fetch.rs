@@ -218,3 +218,54 @@ fn a_fetch_without_the_secret_gets_the_challenge_and_nothing_else() {
     );
     finish(&mut c, std::slice::from_mut(&mut w));
 }
+
+#[test]
+fn a_worker_others_cannot_fetch_from_is_told_so_and_its_maps_run_elsewhere() {
+    let dir = TestDir::new("fetch-unreachable");
+    secret(&dir);
+    let files = books(dir.path(), 3, 4000);
+    let expected = sequential(&dir, "wc", &files);
+    let mut c = start_coordinator(
+        &dir,
+        &["--fetch", "--reduce", "2", "--secret-file", SECRET],
+        &files,
+    );
+    // A port nobody listens on: bind one, note it, close it.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    // This worker advertises that dead address: it runs every map task,
+    // then its own reduce cannot fetch from "itself".
+    let mut lost = start_worker_with(
+        &dir,
+        "wc",
+        c.addr,
+        &[
+            "--dir",
+            "lost",
+            "--serve",
+            "127.0.0.1:0",
+            "--advertise",
+            &dead,
+            "--secret-file",
+            SECRET,
+        ],
+    );
+    let status = wait_for(&mut lost.child, job_limit(), "worker");
+    assert!(!status.success(), "{status}");
+    assert!(
+        lost.log.wait_for(
+            "reducers cannot fetch map output from",
+            Duration::from_secs(30)
+        ),
+        "{}",
+        lost.log.joined()
+    );
+    let mut workers = vec![serving_worker(&dir, "wc", c.addr, "w0")];
+    finish(&mut c, &mut workers);
+    let log = c.log.joined();
+    assert!(log.contains("could not fetch map"), "{log}");
+    assert_eq!(outputs_of(dir.path(), &["w0"]), sorted(expected));
+}
