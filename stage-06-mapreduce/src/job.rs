@@ -100,8 +100,9 @@ pub fn self_command() -> io::Result<Vec<OsString>> {
     Ok(emulated(std::env::current_exe()?))
 }
 
-/// Removes the files a previous job left in `dir` (`mr-out-*` and `mr-M-R`),
-/// so the outputs read afterwards are this job's only.
+/// Removes the files a previous job left in `dir` (`mr-out-*` and `mr-M-R`,
+/// and the `.fetch-*` directories of reduce tasks that were killed while
+/// fetching), so the outputs read afterwards are this job's only.
 pub fn clean_job_files(dir: &Path) -> io::Result<()> {
     let Ok(entries) = fs::read_dir(dir) else {
         return Ok(());
@@ -110,6 +111,10 @@ pub fn clean_job_files(dir: &Path) -> io::Result<()> {
         let entry = entry?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
+        if name.starts_with(".fetch-") && entry.file_type()?.is_dir() {
+            fs::remove_dir_all(entry.path())?;
+            continue;
+        }
         let Some(rest) = name.strip_prefix("mr-") else {
             continue;
         };
@@ -391,6 +396,9 @@ mod tests {
         for n in names {
             fs::write(dir.join(n), b"").unwrap();
         }
+        fs::create_dir_all(dir.join(".fetch-12-3-0")).unwrap();
+        fs::write(dir.join(".fetch-12-3-0/mr-0-3"), b"").unwrap();
+        fs::write(dir.join(".fetch-not-a-dir"), b"").unwrap();
         clean_job_files(&dir).unwrap();
         let mut left: Vec<String> = fs::read_dir(&dir)
             .unwrap()
@@ -399,7 +407,14 @@ mod tests {
         left.sort();
         assert_eq!(
             left,
-            ["mr-1-", "mr-out-", "mr-worker-map-7", "mr-x-1", "notes.txt"]
+            [
+                ".fetch-not-a-dir",
+                "mr-1-",
+                "mr-out-",
+                "mr-worker-map-7",
+                "mr-x-1",
+                "notes.txt"
+            ]
         );
         fs::remove_dir_all(&dir).unwrap();
     }

@@ -21,6 +21,14 @@
 //!                  ▼ shared directory: mr-M-R (intermediate), mr-out-R (outputs)
 //! ```
 //!
+//! That is the lab's mode. In the paper's (`coordinator --fetch`, `worker
+//! --serve`), there is no shared directory: each worker keeps its map
+//! output and serves it ([`fetch`]), reduce tasks fetch their partitions,
+//! and a worker's death has its finished map tasks run again. A job secret
+//! ([`auth`]) keeps out whoever merely reaches a port; backup tasks
+//! ([`schedule::Schedule::with_backups`]) keep a slow worker from holding
+//! up the end of a phase.
+//!
 //! ## Modules, from the model outwards
 //!
 //! | module | what it is |
