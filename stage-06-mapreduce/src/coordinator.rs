@@ -374,7 +374,19 @@ async fn serve_connection(
     if let Some(why) = trouble {
         shared.log(format_args!("closing connection {conn} from {peer}: {why}"));
     }
-    let lost = shared.schedule().worker_lost(conn);
+    let mut lost = shared.schedule().worker_lost(conn);
+    if shared.fetch.is_some() {
+        // `worker_lost` looks at the current phase only. In serve-and-fetch
+        // mode the job can be back in the map phase (lost map output) while
+        // this worker still held a reduce task: give that back too, rather
+        // than wait for its deadline.
+        let mut s = shared.schedule();
+        for task in handed.iter().filter(|t| t.kind == TaskKind::Reduce) {
+            if s.give_back(*task, conn) {
+                lost.push(*task);
+            }
+        }
+    }
     for task in lost {
         shared.log(format_args!(
             "{task}: its worker left; handing it out again"
@@ -442,6 +454,7 @@ async fn serve_frames(
             Ok(Message::GetTask { worker: _ }) => {
                 let reply = next_task(shared, conn).await;
                 if let Some(task) = reply.task_id() {
+                    shared.log(format_args!("{task} handed to connection {conn}"));
                     handed.push(task);
                 }
                 if let Message::FetchReduce(t) = &reply {

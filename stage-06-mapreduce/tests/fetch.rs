@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
+use std::thread;
 use std::time::Duration;
 
 use common::*;
@@ -268,4 +269,60 @@ fn a_worker_others_cannot_fetch_from_is_told_so_and_its_maps_run_elsewhere() {
     let log = c.log.joined();
     assert!(log.contains("could not fetch map"), "{log}");
     assert_eq!(outputs_of(dir.path(), &["w0"]), sorted(expected));
+}
+
+#[test]
+fn a_reduce_held_by_a_worker_that_dies_while_maps_are_redone_is_handed_out_again() {
+    let dir = TestDir::new("fetch-reduce-lost");
+    secret(&dir);
+    let files = books(dir.path(), 3, 4000);
+    let expected = sequential(&dir, "wc", &files);
+    // A deadline far beyond the test's limit: only a lost connection can
+    // bring a task back here.
+    let mut c = start_coordinator(
+        &dir,
+        &[
+            "--fetch",
+            "--reduce",
+            "3",
+            "--task-timeout",
+            "100000",
+            "--secret-file",
+            SECRET,
+        ],
+        &files,
+    );
+    // m runs every map task, then pauses in reduce 0; r joins, takes
+    // reduce 1, fetches from m and pauses too (reduce_pause).
+    let mut m = serving_worker(&dir, "reduce_pause", c.addr, "m");
+    assert!(
+        c.log.wait_for("maps 3/3", job_limit()),
+        "{}",
+        c.log.joined()
+    );
+    let mut r = serving_worker(&dir, "reduce_pause", c.addr, "r");
+    assert!(
+        c.log.wait_for("reduce 1 handed to connection", job_limit()),
+        "{}",
+        c.log.joined()
+    );
+    // Its fetch of three small partitions takes milliseconds; the pause
+    // that follows, 3 s.
+    thread::sleep(Duration::from_secs(1));
+    // m dies: its map output is gone, the job is back in the map phase.
+    m.child.kill().unwrap();
+    m.child.wait().unwrap();
+    assert!(
+        c.log.wait_for("its map output is gone", job_limit()),
+        "{}",
+        c.log.joined()
+    );
+    // r dies holding reduce 1, during the map phase.
+    r.child.kill().unwrap();
+    r.child.wait().unwrap();
+    let mut workers = vec![serving_worker(&dir, "wc", c.addr, "f")];
+    finish(&mut c, &mut workers);
+    let log = c.log.joined();
+    assert!(log.contains("reduce 1: its worker left"), "{log}");
+    assert_eq!(outputs_of(dir.path(), &["f"]), sorted(expected));
 }
