@@ -12,6 +12,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use mapreduce::WordCount;
+use mapreduce::auth::Secret;
 use mapreduce::coordinator::{Coordinator, CoordinatorConfig};
 use mapreduce::corpus::{self, CorpusSpec};
 use mapreduce::sequential::run_sequential;
@@ -30,12 +31,17 @@ fn main() -> anyhow::Result<()> {
     )?;
     let files: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
 
+    // Every connection proves it knows this secret before its first frame.
+    let secret = Secret::generate()?;
     let config = CoordinatorConfig {
         listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         files: files.clone(),
         n_reduce: 3,
         task_timeout: Duration::from_secs(10),
         progress: true,
+        backup_tasks: false,
+        secret: Some(secret.clone()),
+        fetch: false,
     };
     let rt = Runtime::new()?;
     let report = rt.block_on(async {
@@ -48,6 +54,8 @@ fn main() -> anyhow::Result<()> {
                     app: &WordCount,
                     dir: dir.clone(),
                     connect_patience: Duration::from_secs(1),
+                    secret: Some(secret.clone()),
+                    serve: None,
                 }))
             })
             .collect();

@@ -23,6 +23,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -31,6 +32,7 @@ use runtime::Runtime;
 use runtime::time::timeout;
 
 use crate::app::App;
+use crate::auth::Secret;
 use crate::coordinator::{Coordinator, CoordinatorConfig, EXIT_GRACE, JobReport, check_inputs};
 use crate::corpus::{self, CorpusSpec};
 
@@ -53,6 +55,8 @@ pub struct JobConfig {
     pub program: Vec<OsString>,
     /// Per-task progress lines on stderr.
     pub progress: bool,
+    /// Hand idle workers copies of the last running tasks.
+    pub backup_tasks: bool,
 }
 
 /// What a local job did.
@@ -96,8 +100,9 @@ pub fn self_command() -> io::Result<Vec<OsString>> {
     Ok(emulated(std::env::current_exe()?))
 }
 
-/// Removes the files a previous job left in `dir` (`mr-out-*` and `mr-M-R`),
-/// so the outputs read afterwards are this job's only.
+/// Removes the files a previous job left in `dir` (`mr-out-*` and `mr-M-R`,
+/// and the `.fetch-*` directories of reduce tasks that were killed while
+/// fetching), so the outputs read afterwards are this job's only.
 pub fn clean_job_files(dir: &Path) -> io::Result<()> {
     let Ok(entries) = fs::read_dir(dir) else {
         return Ok(());
@@ -106,6 +111,10 @@ pub fn clean_job_files(dir: &Path) -> io::Result<()> {
         let entry = entry?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
+        if name.starts_with(".fetch-") && entry.file_type()?.is_dir() {
+            fs::remove_dir_all(entry.path())?;
+            continue;
+        }
         let Some(rest) = name.strip_prefix("mr-") else {
             continue;
         };
@@ -160,6 +169,12 @@ pub fn cached_corpus(base: &Path, spec: &CorpusSpec) -> io::Result<Vec<PathBuf>>
     Ok(list(&dir))
 }
 
+/// Where `run` keeps the job's secret: in the job's directory, readable by
+/// its owner only, made afresh for every job.
+pub fn secret_path(dir: &Path) -> PathBuf {
+    dir.join(".mr-secret")
+}
+
 fn spawn_worker(config: &JobConfig, addr: SocketAddr) -> io::Result<Child> {
     let (program, prefix) = config
         .program
@@ -174,6 +189,8 @@ fn spawn_worker(config: &JobConfig, addr: SocketAddr) -> io::Result<Child> {
         .arg(addr.to_string())
         .arg("--dir")
         .arg(&config.dir)
+        .arg("--secret-file")
+        .arg(secret_path(&config.dir))
         .stdin(Stdio::null())
         .spawn()
 }
@@ -189,6 +206,45 @@ fn describe(statuses: &[io::Result<ExitStatus>]) -> String {
     parts.join("; ")
 }
 
+/// Blocks until child `pid` has exited, without reaping it: its pid stays
+/// ours until `Child::wait` reaps it. False if that cannot be done.
+fn wait_exited_unreaped(pid: u32) -> bool {
+    loop {
+        // SAFETY: an all-zero siginfo_t is a valid value (plain integers
+        // and a union of them); waitid writes into it and reads nothing.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `info` is a valid, writable siginfo_t for the call.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if r == 0 {
+            return true;
+        }
+        // EINTR: try again; any other error: let Child::wait handle it.
+        if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return false;
+        }
+    }
+}
+
+/// SIGKILLs every worker not yet reaped.
+fn stop_workers(pids: &[u32], reaped: &Mutex<Vec<bool>>) {
+    let reaped = reaped.lock().unwrap_or_else(|p| p.into_inner());
+    for (pid, done) in pids.iter().zip(reaped.iter()) {
+        if !done {
+            // SAFETY: kill(2) touches no memory of ours. The pid is our
+            // child and not reaped (checked under the lock the reaper
+            // holds while reaping), so it still names that process.
+            unsafe { libc::kill(*pid as libc::pid_t, libc::SIGKILL) };
+        }
+    }
+}
+
 // ANCHOR: run_job
 /// Runs the job: coordinator here, workers as child processes.
 pub fn run_job(config: &JobConfig) -> anyhow::Result<JobSummary> {
@@ -196,12 +252,20 @@ pub fn run_job(config: &JobConfig) -> anyhow::Result<JobSummary> {
     crate::files::ensure_dir(&config.dir)?;
     clean_job_files(&config.dir)
         .with_context(|| format!("cannot clean {}", config.dir.display()))?;
+    // Even on one machine, other users can reach 127.0.0.1: the job gets
+    // a secret of its own.
+    let secret_file = secret_path(&config.dir);
+    let secret = Secret::create(&secret_file)
+        .with_context(|| format!("cannot write {}", secret_file.display()))?;
     let coordinator_config = CoordinatorConfig {
         listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         files: config.files.clone(),
         n_reduce: config.n_reduce,
         task_timeout: config.task_timeout,
         progress: config.progress,
+        backup_tasks: config.backup_tasks,
+        secret: Some(secret),
+        fetch: false,
     };
 
     let rt = Runtime::new().context("cannot start the runtime")?;
@@ -223,25 +287,61 @@ pub fn run_job(config: &JobConfig) -> anyhow::Result<JobSummary> {
             }
         }
         // Waiting for a child is a blocking call: it goes to the pool.
+        let pids: Vec<u32> = children.iter().map(Child::id).collect();
+        let reaped = Arc::new(Mutex::new(vec![false; children.len()]));
+        let reaper = Arc::clone(&reaped);
         let all_exited = runtime::spawn_blocking(move || {
             children
                 .into_iter()
-                .map(|mut c| c.wait())
+                .enumerate()
+                .map(|(i, mut c)| {
+                    let lock = || reaper.lock().unwrap_or_else(|p| p.into_inner());
+                    if wait_exited_unreaped(c.id()) {
+                        // Reap under the lock that `stop_workers` signals
+                        // under, so it never signals a pid already reaped
+                        // (which the system may have given to another
+                        // process). The child has exited: this is quick.
+                        let mut reaped = lock();
+                        let status = c.wait();
+                        reaped[i] = true;
+                        status
+                    } else {
+                        // Cannot wait without reaping: give up signalling
+                        // this child rather than block `stop_workers`.
+                        lock()[i] = true;
+                        c.wait()
+                    }
+                })
                 .collect::<Vec<_>>()
         });
         match select(pin!(coordinator.run()), pin!(all_exited)).await {
-            Either::Left((report, all_exited)) => {
-                // Workers hear Exit and leave; reap them.
-                match timeout(Duration::from_secs(10), all_exited).await {
-                    Ok(Ok(statuses))
+            Either::Left((report, mut all_exited)) => {
+                // Workers hear Exit and leave. One still busy with a task
+                // that a backup copy finished is a straggler: its work is
+                // no longer needed, so it is stopped rather than waited for.
+                let statuses = match timeout(EXIT_GRACE * 2, &mut all_exited).await {
+                    Ok(statuses) => statuses,
+                    Err(_) => {
+                        eprintln!(
+                            "run: stopping the workers still busy after the job (their tasks were done by others)"
+                        );
+                        stop_workers(&pids, &reaped);
+                        match timeout(Duration::from_secs(10), all_exited).await {
+                            Ok(_) => return Ok(report),
+                            Err(_) => {
+                                eprintln!("run: workers still running after SIGKILL; leaving them");
+                                return Ok(report);
+                            }
+                        }
+                    }
+                };
+                match statuses {
+                    Ok(statuses)
                         if statuses.iter().all(|s| matches!(s, Ok(st) if st.success())) => {}
-                    Ok(Ok(statuses)) => {
+                    Ok(statuses) => {
                         eprintln!("run: some workers ended badly: {}", describe(&statuses))
                     }
-                    Ok(Err(e)) => eprintln!("run: lost track of the workers: {e:?}"),
-                    Err(_) => {
-                        eprintln!("run: workers still running 10 s after the job; leaving them")
-                    }
+                    Err(e) => eprintln!("run: lost track of the workers: {e:?}"),
                 }
                 Ok(report)
             }
@@ -259,7 +359,9 @@ pub fn run_job(config: &JobConfig) -> anyhow::Result<JobSummary> {
                 }
             }
         }
-    })?;
+    });
+    let _ = fs::remove_file(&secret_file);
+    let report = report?;
 
     let outputs = (0..report.n_reduce)
         .map(|r| config.dir.join(crate::files::output_name(r)))
@@ -294,6 +396,9 @@ mod tests {
         for n in names {
             fs::write(dir.join(n), b"").unwrap();
         }
+        fs::create_dir_all(dir.join(".fetch-12-3-0")).unwrap();
+        fs::write(dir.join(".fetch-12-3-0/mr-0-3"), b"").unwrap();
+        fs::write(dir.join(".fetch-not-a-dir"), b"").unwrap();
         clean_job_files(&dir).unwrap();
         let mut left: Vec<String> = fs::read_dir(&dir)
             .unwrap()
@@ -302,7 +407,14 @@ mod tests {
         left.sort();
         assert_eq!(
             left,
-            ["mr-1-", "mr-out-", "mr-worker-map-7", "mr-x-1", "notes.txt"]
+            [
+                ".fetch-not-a-dir",
+                "mr-1-",
+                "mr-out-",
+                "mr-worker-map-7",
+                "mr-x-1",
+                "notes.txt"
+            ]
         );
         fs::remove_dir_all(&dir).unwrap();
     }

@@ -10,6 +10,8 @@
 //! | `jobcount` | each map task ran exactly once (`a N`, N = number of inputs) |
 //! | `early_exit` | no process quit while a slow reduce was still running |
 //! | `crash` | killed and stalled workers do not change the result (vs `nocrash`) |
+//! | `straggler` | `wc`, with one slow worker: backup tasks finish the job without it |
+//! | `reduce_pause` | `wc` whose first reduce call per process pauses: time to kill a worker between the phases |
 //!
 //! They live in the binary, not the library, because `crash` ends its own
 //! process on purpose: it plays a machine failing mid-task, which is exactly
@@ -272,5 +274,103 @@ mod tests {
         let rolls: Vec<u64> = (0..100).map(|_| random_below(1000)).collect();
         assert!(rolls.iter().all(|&r| r < 1000));
         assert!(rolls.iter().any(|&r| r != rolls[0]));
+    }
+}
+
+/// How long the straggler's map calls take.
+pub const STRAGGLER_SLEEP: Duration = Duration::from_secs(3);
+
+/// `straggler`: a word count on which one worker is a slow machine.
+///
+/// The first worker process to run a map call claims the role by creating
+/// `mr-straggler` (holding its pid) in the job's directory; a claim whose
+/// process is gone is taken over, so the file left by an earlier job does
+/// not matter. Every map call of that process sleeps [`STRAGGLER_SLEEP`]
+/// first; everyone else is quick. The output is `wc`'s (compare with
+/// `sequential --app wc`: run sequentially, the one process would be the
+/// straggler for every file). It is meant for the shared-directory mode:
+/// with `--serve`, each worker has a directory of its own, and each would
+/// claim the role.
+#[derive(Debug)]
+pub struct Straggler;
+
+fn claim_straggler(dir: &Path) -> bool {
+    let path = dir.join("mr-straggler");
+    let me = std::process::id();
+    for _ in 0..2 {
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(mut file) => {
+                use std::io::Write as _;
+                let _ = write!(file, "{me}");
+                return true;
+            }
+            Err(_) => {
+                let holder: Option<i32> = fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok());
+                match holder {
+                    Some(pid) if pid == me as i32 => return true,
+                    Some(pid) if process_alive(pid) => return false,
+                    // Left by a process that is gone (or half written:
+                    // then its writer is alive and about to finish, and
+                    // a second straggler is harmless).
+                    _ => {
+                        let _ = fs::remove_file(&path);
+                    }
+                }
+            }
+        }
+    }
+    false
+}
+
+impl App for Straggler {
+    fn name(&self) -> &'static str {
+        "straggler"
+    }
+    fn map(&self, cx: &Context<'_>, file: &str, contents: &str, emit: &mut dyn FnMut(&str, &str)) {
+        if claim_straggler(cx.dir) {
+            thread::sleep(STRAGGLER_SLEEP);
+        }
+        mapreduce::WordCount.map(cx, file, contents, emit);
+    }
+    fn reduce(&self, cx: &Context<'_>, key: &str, values: Values<'_>) -> String {
+        mapreduce::WordCount.reduce(cx, key, values)
+    }
+    fn combines(&self) -> bool {
+        true
+    }
+}
+
+/// How long `reduce_pause` holds the first reduce call of each process.
+pub const REDUCE_PAUSE: Duration = Duration::from_secs(3);
+
+/// `reduce_pause`: `wc`, except that the first reduce call of each
+/// process waits [`REDUCE_PAUSE`] first. Between the last map task and
+/// the first reduce output, a test has that long to kill a worker whose
+/// map output nobody has merged yet.
+#[derive(Debug)]
+pub struct ReducePause;
+
+impl App for ReducePause {
+    fn name(&self) -> &'static str {
+        "reduce_pause"
+    }
+    fn map(&self, cx: &Context<'_>, file: &str, contents: &str, emit: &mut dyn FnMut(&str, &str)) {
+        mapreduce::WordCount.map(cx, file, contents, emit);
+    }
+    fn reduce(&self, cx: &Context<'_>, key: &str, values: Values<'_>) -> String {
+        static PAUSED: std::sync::Once = std::sync::Once::new();
+        PAUSED.call_once(|| thread::sleep(REDUCE_PAUSE));
+        mapreduce::WordCount.reduce(cx, key, values)
+    }
+    // No combiner: `reduce` then runs in reduce tasks only, never on the
+    // map side, so the pause falls between the phases.
+    fn combines(&self) -> bool {
+        false
     }
 }

@@ -21,6 +21,14 @@
 //!                  ▼ shared directory: mr-M-R (intermediate), mr-out-R (outputs)
 //! ```
 //!
+//! That is the lab's mode. In the paper's (`coordinator --fetch`, `worker
+//! --serve`), there is no shared directory: each worker keeps its map
+//! output and serves it ([`fetch`]), reduce tasks fetch their partitions,
+//! and a worker's death has its finished map tasks run again. A job secret
+//! ([`auth`]) keeps out whoever merely reaches a port; backup tasks
+//! ([`schedule::Schedule::with_backups`]) keep a slow worker from holding
+//! up the end of a phase.
+//!
 //! ## Modules, from the model outwards
 //!
 //! | module | what it is |
@@ -35,8 +43,10 @@
 //! | [`schedule`] | the coordinator's task state machine, as testable logic |
 //! | [`signal`] | an async broadcast that idle workers wait on |
 //! | [`wire`] | length-prefixed frames and the versioned message type |
+//! | [`auth`] | the job secret: a challenge and an HMAC proof on every connection |
 //! | [`coordinator`] | the RPC server around a `Schedule` |
 //! | [`worker`] | the RPC client loop that runs tasks |
+//! | [`fetch`] | serve-and-fetch: a worker's file server, and a reduce task that fetches its inputs |
 //! | [`job`] | `run`: a coordinator and N worker processes on this machine |
 //!
 //! The lab's test apps (`mtiming`, `rtiming`, `jobcount`, `early_exit`,
@@ -44,8 +54,10 @@
 //! own process, which a library must never do.
 
 pub mod app;
+pub mod auth;
 pub mod coordinator;
 pub mod corpus;
+pub mod fetch;
 pub mod files;
 pub mod group;
 pub mod hash;

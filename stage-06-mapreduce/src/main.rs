@@ -2,10 +2,12 @@
 //!
 //! ```text
 //!   mapreduce sequential  --app APP [--dir DIR] FILES...
-//!   mapreduce coordinator [--listen ADDR] [--reduce R] [--task-timeout SECS] [--dir DIR] [--quiet] FILES...
+//!   mapreduce coordinator [--fetch] [--listen ADDR] [--reduce R] [--task-timeout SECS] [--dir DIR]
+//!                         [--quiet] [--backup-tasks] [--secret-file PATH] FILES...
 //!   mapreduce worker      --app APP [--coordinator ADDR] [--dir DIR] [--connect-timeout SECS]
+//!                         [--serve ADDR [--advertise ADDR]] [--secret-file PATH]
 //!   mapreduce run         --app APP [--workers N] [--reduce R] [--task-timeout SECS] [--dir DIR]
-//!                         [--bytes SIZE] [--quiet] [FILES...]
+//!                         [--bytes SIZE] [--quiet] [--backup-tasks] [FILES...]
 //!   mapreduce corpus      --bytes N --out DIR [--files K] [--seed S]
 //! ```
 //!
@@ -22,10 +24,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use mapreduce::auth::Secret;
 use mapreduce::coordinator::{Coordinator, CoordinatorConfig, check_inputs};
 use mapreduce::corpus::{self, CorpusSpec};
 use mapreduce::job::{self, JobConfig};
-use mapreduce::worker::{WorkerConfig, WorkerExit, work};
+use mapreduce::wire::MAX_FETCH_MAPS;
+use mapreduce::worker::{ServeConfig, WorkerConfig, WorkerExit, work};
 use mapreduce::{App, Indexer, WordCount};
 use runtime::Runtime;
 
@@ -40,6 +44,8 @@ static APPS: &[&dyn App] = &[
     &lab_apps::EarlyExit,
     &lab_apps::CRASH,
     &lab_apps::NOCRASH,
+    &lab_apps::Straggler,
+    &lab_apps::ReducePause,
 ];
 // ANCHOR_END: registry
 
@@ -118,6 +124,15 @@ enum Command {
         /// No per-task progress lines.
         #[arg(long)]
         quiet: bool,
+        /// Near the end of a phase, hand idle workers copies of the tasks still running.
+        #[arg(long)]
+        backup_tasks: bool,
+        /// The job's secret (the same file for the coordinator and every worker).
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
+        /// Serve-and-fetch: workers keep their map output (they run with --serve); reducers fetch it.
+        #[arg(long)]
+        fetch: bool,
         /// Input files, one map task each.
         #[arg(required = true)]
         files: Vec<String>,
@@ -136,6 +151,15 @@ enum Command {
         /// Seconds to keep retrying a refused connection.
         #[arg(long, default_value = "1", value_parser = parse_secs)]
         connect_timeout: Duration,
+        /// The job's secret (the same file as the coordinator's).
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
+        /// Serve-and-fetch: keep map output in --dir and serve it on this address (port 0 picks one).
+        #[arg(long)]
+        serve: Option<SocketAddr>,
+        /// The address others reach --serve at, if not the --serve address itself.
+        #[arg(long, requires = "serve")]
+        advertise: Option<SocketAddr>,
     },
     /// A whole job on this machine: a coordinator and N worker processes.
     Run {
@@ -160,6 +184,9 @@ enum Command {
         /// No per-task progress lines.
         #[arg(long)]
         quiet: bool,
+        /// Near the end of a phase, hand idle workers copies of the tasks still running.
+        #[arg(long)]
+        backup_tasks: bool,
         /// Input files; without any, a generated corpus is counted.
         files: Vec<String>,
     },
@@ -249,15 +276,27 @@ fn run(command: Command) -> Result<(), Failure> {
             task_timeout,
             dir,
             quiet,
+            backup_tasks,
+            secret_file,
+            fetch,
             files,
         } => {
             check_inputs(&files)?;
+            if fetch && files.len() > MAX_FETCH_MAPS as usize {
+                return Err(Failure::Usage(format!(
+                    "--fetch takes at most {MAX_FETCH_MAPS} input files, not {}",
+                    files.len()
+                )));
+            }
             let config = CoordinatorConfig {
                 listen,
                 files,
                 n_reduce: reduce,
                 task_timeout,
                 progress: !quiet,
+                backup_tasks,
+                secret: read_secret(secret_file.as_deref())?,
+                fetch,
             };
             let rt = Runtime::new().context("cannot start the runtime")?;
             let report = rt.block_on(async {
@@ -266,11 +305,16 @@ fn run(command: Command) -> Result<(), Failure> {
                 eprintln!("coordinator: listening on {}", coordinator.local_addr()?);
                 anyhow::Ok(coordinator.run().await)
             })?;
+            for (r, at) in report.outputs_at.iter().enumerate() {
+                if let Some(at) = at {
+                    eprintln!("coordinator: mr-out-{r} is in the --dir of the worker serving {at}");
+                }
+            }
             let missing: Vec<String> = (0..reduce)
                 .map(mapreduce::files::output_name)
                 .filter(|name| !dir.join(name).exists())
                 .collect();
-            if !missing.is_empty() {
+            if !fetch && !missing.is_empty() {
                 eprintln!(
                     "coordinator: note: not in {}: {}",
                     dir.display(),
@@ -278,10 +322,11 @@ fn run(command: Command) -> Result<(), Failure> {
                 );
             }
             eprintln!(
-                "coordinator: job done: {} map + {} reduce tasks, {} taken back, {:.2} s",
+                "coordinator: job done: {} map + {} reduce tasks, {} taken back, {} backup copies, {:.2} s",
                 report.n_map,
                 report.n_reduce,
                 report.reassigned,
+                report.backups,
                 report.elapsed.as_secs_f64()
             );
         }
@@ -290,14 +335,25 @@ fn run(command: Command) -> Result<(), Failure> {
             coordinator,
             dir,
             connect_timeout,
+            secret_file,
+            serve,
+            advertise,
         } => {
             let app = app(&name)?;
             mapreduce::files::ensure_dir(&dir)?;
+            if serve.is_some() {
+                // This directory holds this worker's map output only: what
+                // an earlier job left in it must not be served as ours.
+                job::clean_job_files(&dir)
+                    .with_context(|| format!("cannot clean {}", dir.display()))?;
+            }
             let config = WorkerConfig {
                 coordinator,
                 app,
                 dir,
                 connect_patience: connect_timeout,
+                secret: read_secret(secret_file.as_deref())?,
+                serve: serve.map(|listen| ServeConfig { listen, advertise }),
             };
             let rt = Runtime::new().context("cannot start the runtime")?;
             let exit: WorkerExit = rt.block_on(work(config))?;
@@ -311,6 +367,7 @@ fn run(command: Command) -> Result<(), Failure> {
             dir,
             bytes,
             quiet,
+            backup_tasks,
             files,
         } => {
             let app = app(&name)?;
@@ -343,10 +400,11 @@ fn run(command: Command) -> Result<(), Failure> {
                 dir: dir.unwrap_or_else(|| base.join("run")),
                 program: job::self_command().context("cannot find this executable")?,
                 progress: !quiet,
+                backup_tasks,
             };
             let summary = job::run_job(&config)?;
             eprintln!(
-                "run: {} tasks ({} map, {} reduce), {} workers, {:.2} MB in {:.3} s = {:.1} MB/s, {} taken back",
+                "run: {} tasks ({} map, {} reduce), {} workers, {:.2} MB in {:.3} s = {:.1} MB/s, {} taken back, {} backup copies",
                 summary.tasks(),
                 summary.report.n_map,
                 summary.report.n_reduce,
@@ -355,6 +413,7 @@ fn run(command: Command) -> Result<(), Failure> {
                 summary.report.elapsed.as_secs_f64(),
                 summary.mb_per_s(),
                 summary.report.reassigned,
+                summary.report.backups,
             );
             eprintln!("run: outputs in {}/mr-out-*", config.dir.display());
             if app.name() == "wc" {
@@ -387,6 +446,14 @@ fn run(command: Command) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Reads `--secret-file`, if given.
+fn read_secret(path: Option<&Path>) -> Result<Option<Secret>, Failure> {
+    let Some(path) = path else { return Ok(None) };
+    let secret = Secret::read(path)
+        .with_context(|| format!("cannot use '{}' as the job's secret", path.display()))?;
+    Ok(Some(secret))
 }
 
 /// Prints the `n` most frequent words of a `wc` job on stdout.

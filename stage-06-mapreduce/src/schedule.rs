@@ -17,6 +17,11 @@
 //!           once Done, further reports change nothing ◄─────────────────────────┘
 //! ```
 //!
+//! With backup tasks on ([`Schedule::with_backups`]), a worker that asks
+//! when every remaining task of the phase is running gets a *copy* of the
+//! running task that started first (one copy per task at most): the
+//! paper's section 3.6. Whichever copy reports first completes the task.
+//!
 //! The job has three phases: every map task must be Done before any reduce
 //! task is handed out (a reduce needs every map's partition), and the job is
 //! done when every reduce task is.
@@ -130,6 +135,10 @@ pub struct Schedule {
     maps_left: usize,
     reduces_left: usize,
     reassigned: u64,
+    /// With backup tasks: the worker running the copy of each task of the
+    /// current phase, if it has one.
+    backups: Option<Vec<Option<WorkerId>>>,
+    backups_handed: u64,
 }
 
 impl Schedule {
@@ -152,7 +161,20 @@ impl Schedule {
             n_reduce,
             timeout,
             reassigned: 0,
+            backups: None,
+            backups_handed: 0,
         }
+    }
+
+    /// Turns backup tasks on: see [`Schedule::assign`].
+    pub fn with_backups(mut self) -> Schedule {
+        self.backups = Some(vec![None; self.maps.len().max(self.reduces.len())]);
+        self
+    }
+
+    /// How many backup copies were handed out.
+    pub fn backups_handed(&self) -> u64 {
+        self.backups_handed
     }
 
     /// The current phase.
@@ -219,35 +241,99 @@ impl Schedule {
 
     // ANCHOR: assign
     /// Hands `worker` the next idle task of the current phase, if any.
+    ///
+    /// Tasks whose deadline has passed are taken back first (as
+    /// [`Schedule::expire`] does), so they can be handed out at once. If
+    /// every remaining task is running, the answer is a backup copy of one
+    /// of them when backups are on and one is due ([`Schedule::backup_for`]),
+    /// else `Wait` until the earliest deadline.
     pub fn assign(&mut self, worker: WorkerId, now: Instant) -> Assignment {
+        // ANCHOR: lab_6_1_assign
         self.expire(now);
         let Some(kind) = self.current_kind() else {
             return Assignment::Exit;
         };
-        let deadline = now + self.timeout;
         let idle = self
             .tasks(kind)
             .iter()
             .position(|s| matches!(s, TaskState::Idle { .. }));
-        match idle {
+        let index = match idle {
             Some(i) => {
+                let deadline = now + self.timeout;
                 self.tasks_mut(kind)[i] = TaskState::InProgress { worker, deadline };
-                let index = i as u32;
-                match kind {
-                    TaskKind::Map => Assignment::Map(MapTask {
-                        index,
-                        file: self.files[i].clone(),
-                        n_reduce: self.n_reduce,
-                    }),
-                    TaskKind::Reduce => Assignment::Reduce(ReduceTask {
-                        index,
-                        n_map: self.n_map(),
-                    }),
-                }
+                i as u32
             }
-            None => Assignment::Wait {
-                until: self.next_deadline(),
+            None => match self.backup_for(kind, worker) {
+                Some(index) => index,
+                None => {
+                    return Assignment::Wait {
+                        until: self.next_deadline(),
+                    };
+                }
             },
+        };
+        self.describe(kind, index)
+        // ANCHOR_END: lab_6_1_assign
+    }
+    // ANCHOR_END: assign
+
+    /// The assignment that hands out task `index` of `kind`.
+    fn describe(&self, kind: TaskKind, index: u32) -> Assignment {
+        match kind {
+            TaskKind::Map => Assignment::Map(MapTask {
+                index,
+                file: self.files[index as usize].clone(),
+                n_reduce: self.n_reduce,
+            }),
+            TaskKind::Reduce => Assignment::Reduce(ReduceTask {
+                index,
+                n_map: self.n_map(),
+            }),
+        }
+    }
+
+    // ANCHOR: backup_for
+    /// With backups on, and every remaining task of `kind` running: picks
+    /// the running task with the earliest deadline (it started first) that
+    /// has no copy yet and is not `worker`'s own, records `worker` as its
+    /// copy, and returns its index. `None` otherwise.
+    pub fn backup_for(&mut self, kind: TaskKind, worker: WorkerId) -> Option<u32> {
+        let backups = self.backups.as_ref()?;
+        let tasks = match kind {
+            TaskKind::Map => &self.maps,
+            TaskKind::Reduce => &self.reduces,
+        };
+        let (i, _) = tasks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match *s {
+                TaskState::InProgress {
+                    worker: w,
+                    deadline,
+                } if w != worker && backups[i].is_none() => Some((i, deadline)),
+                _ => None,
+            })
+            .min_by_key(|&(_, deadline)| deadline)?;
+        if let Some(backups) = self.backups.as_mut() {
+            backups[i] = Some(worker);
+        }
+        self.backups_handed += 1;
+        Some(i as u32)
+    }
+    // ANCHOR_END: backup_for
+
+    /// The worker running the backup copy of `task`, if any.
+    pub fn backup_of(&self, task: TaskId) -> Option<WorkerId> {
+        if self.current_kind() != Some(task.kind) {
+            return None;
+        }
+        self.backups.as_ref()?.get(task.index as usize).copied()?
+    }
+
+    /// Forgets the copy of task `index` of the current phase.
+    fn drop_backup(&mut self, index: usize) {
+        if let Some(slot) = self.backups.as_mut().and_then(|b| b.get_mut(index)) {
+            *slot = None;
         }
     }
     // ANCHOR_END: assign
@@ -256,6 +342,8 @@ impl Schedule {
     /// Records that `task` is done (its worker renamed its outputs into
     /// place).
     pub fn complete(&mut self, task: TaskId) -> Report {
+        // ANCHOR: lab_6_1_complete
+        let current = self.current_kind();
         let Some(state) = self.tasks_mut(task.kind).get_mut(task.index as usize) else {
             return Report::Unknown;
         };
@@ -265,15 +353,25 @@ impl Schedule {
             TaskState::Idle { taken_back: false } => Report::Unknown,
             // Running, or taken back after a timeout: either way the
             // reporting worker finished it, and its files are complete.
-            TaskState::Idle { .. } | TaskState::InProgress { .. } => {
+            TaskState::Idle { taken_back: true } | TaskState::InProgress { .. } => {
                 *state = TaskState::Done;
                 match task.kind {
                     TaskKind::Map => self.maps_left -= 1,
                     TaskKind::Reduce => self.reduces_left -= 1,
                 }
+                if self.phase() == Phase::Reduce && task.kind == TaskKind::Map {
+                    // The map phase just ended: the copies recorded were
+                    // of map tasks; the reduce phase starts with none.
+                    if let Some(backups) = self.backups.as_mut() {
+                        backups.fill(None);
+                    }
+                } else if current == Some(task.kind) {
+                    self.drop_backup(task.index as usize);
+                }
                 Report::Accepted
             }
         }
+        // ANCHOR_END: lab_6_1_complete
     }
     // ANCHOR_END: complete
 
@@ -291,28 +389,98 @@ impl Schedule {
     }
     // ANCHOR_END: expire
 
+    // ANCHOR: redo
+    /// Serve-and-fetch: map task `index`'s output is lost with its worker,
+    /// so a `Done` map task becomes idle again and the job goes back to
+    /// the map phase (the paper's section 3.3). Running reduce tasks go on;
+    /// a reduce that fetched every partition before the loss may still
+    /// report. Returns true if the task was `Done`.
+    pub fn redo_map(&mut self, index: u32) -> bool {
+        let was_reduce_phase = self.phase() == Phase::Reduce;
+        match self.maps.get_mut(index as usize) {
+            Some(state @ TaskState::Done) => {
+                // Not `taken_back`: nobody holds it now, and a report of
+                // the lost run must not count as the new one.
+                *state = TaskState::Idle { taken_back: false };
+                self.maps_left += 1;
+                if was_reduce_phase && let Some(backups) = self.backups.as_mut() {
+                    // The copies recorded were of reduce tasks.
+                    backups.fill(None);
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Serve-and-fetch: `worker` could not fetch an input of `task`, and
+    /// gives the task back (it becomes idle, to be handed out again).
+    /// Returns true if `worker` held it.
+    pub fn give_back(&mut self, task: TaskId, worker: WorkerId) -> bool {
+        let current = self.current_kind() == Some(task.kind);
+        let Some(state) = self.tasks_mut(task.kind).get_mut(task.index as usize) else {
+            return false;
+        };
+        match *state {
+            TaskState::InProgress { worker: w, .. } if w == worker => {
+                *state = TaskState::Idle { taken_back: true };
+                self.reassigned += 1;
+                if current {
+                    self.drop_backup(task.index as usize);
+                }
+                true
+            }
+            _ => {
+                if current && self.backup_of(task) == Some(worker) {
+                    self.drop_backup(task.index as usize);
+                }
+                false
+            }
+        }
+    }
+    // ANCHOR_END: redo
+
+    // ANCHOR: take_back
+    /// Takes back every running task of the current phase whose worker and
+    /// deadline `lost` says are gone: it becomes `Idle { taken_back: true }`
+    /// and counts as reassigned. A copy run by a lost worker is forgotten
+    /// (the task keeps running on its first worker). Returns the tasks taken
+    /// back.
     fn take_back(&mut self, mut lost: impl FnMut(WorkerId, Instant) -> bool) -> Vec<TaskId> {
+        // ANCHOR: lab_6_1_take_back
         let Some(kind) = self.current_kind() else {
             return Vec::new();
         };
         let mut taken = Vec::new();
-        for (i, state) in self.tasks_mut(kind).iter_mut().enumerate() {
-            if let TaskState::InProgress { worker, deadline } = *state
-                && lost(worker, deadline)
-            {
-                *state = TaskState::Idle { taken_back: true };
+        for i in 0..self.tasks(kind).len() {
+            let TaskState::InProgress { worker, deadline } = self.tasks(kind)[i] else {
+                continue;
+            };
+            if lost(worker, deadline) {
+                self.tasks_mut(kind)[i] = TaskState::Idle { taken_back: true };
+                self.drop_backup(i);
                 taken.push(TaskId {
                     kind,
                     index: i as u32,
                 });
+            } else if let Some(copy) = self.backup_of(TaskId {
+                kind,
+                index: i as u32,
+            }) && lost(copy, deadline)
+            {
+                self.drop_backup(i);
             }
         }
         self.reassigned += taken.len() as u64;
         taken
+        // ANCHOR_END: lab_6_1_take_back
     }
+    // ANCHOR_END: take_back
 
+    // ANCHOR: next_deadline
     /// The earliest deadline among running tasks of the current phase.
     pub fn next_deadline(&self) -> Option<Instant> {
+        // ANCHOR: lab_6_1_next_deadline
         let kind = self.current_kind()?;
         self.tasks(kind)
             .iter()
@@ -321,7 +489,9 @@ impl Schedule {
                 _ => None,
             })
             .min()
+        // ANCHOR_END: lab_6_1_next_deadline
     }
+    // ANCHOR_END: next_deadline
 }
 
 #[cfg(test)]
@@ -352,11 +522,14 @@ mod tests {
         }
     }
 
-    fn index_of(a: &Assignment) -> u32 {
+    /// The index of the task handed out; `rule` says why the caller
+    /// expects one, so a failure names the rule that was broken.
+    #[track_caller]
+    fn index_of(a: &Assignment, rule: &str) -> u32 {
         match a {
             Assignment::Map(t) => t.index,
             Assignment::Reduce(t) => t.index,
-            other => panic!("expected a task, got {other:?}"),
+            other => panic!("{rule}: expected a task to be handed out, got {other:?}"),
         }
     }
 
@@ -406,7 +579,8 @@ mod tests {
         s.complete(map(0));
         let a = s.assign(0, t0);
         let b = s.assign(1, t0);
-        assert_eq!((index_of(&a), index_of(&b)), (0, 1));
+        let rule = "after the last map, each idle worker gets a reduce task";
+        assert_eq!((index_of(&a, rule), index_of(&b, rule)), (0, 1));
         s.complete(reduce(1));
         assert_eq!(s.phase(), Phase::Reduce);
         assert!(matches!(s.assign(2, t0), Assignment::Wait { .. }));
@@ -420,16 +594,18 @@ mod tests {
     fn a_task_not_reported_within_the_timeout_goes_to_another_worker() {
         let t0 = Instant::now();
         let mut s = schedule(1, 1);
-        assert_eq!(index_of(&s.assign(1, t0)), 0);
+        assert_eq!(index_of(&s.assign(1, t0), "the first worker gets map 0"), 0);
         assert!(
             matches!(s.assign(2, t0 + TIMEOUT / 2), Assignment::Wait { .. }),
-            "not yet"
+            "before its deadline, map 0 stays with worker 1"
         );
         let late = t0 + TIMEOUT;
         assert_eq!(
-            index_of(&s.assign(2, late)),
-            0,
-            "taken back at the deadline"
+            index_of(
+                &s.assign(2, late),
+                "at its deadline, assign takes map 0 back and hands it out again"
+            ),
+            0
         );
         assert_eq!(
             s.state(map(0)),
@@ -472,9 +648,11 @@ mod tests {
         assert_eq!(s.worker_lost(1), [map(0)]);
         assert_eq!(s.worker_lost(1), [], "idempotent");
         assert_eq!(
-            index_of(&s.assign(3, t0)),
-            0,
-            "no need to wait for the deadline"
+            index_of(
+                &s.assign(3, t0),
+                "a task whose worker was lost is handed out at once, before its deadline"
+            ),
+            0
         );
         assert!(matches!(
             s.state(map(1)),
@@ -516,7 +694,7 @@ mod tests {
     fn an_enormous_timeout_is_cut_to_a_century_instead_of_overflowing() {
         let t0 = Instant::now();
         let mut s = Schedule::new(vec!["a".into()], 1, Duration::MAX);
-        assert_eq!(index_of(&s.assign(1, t0)), 0);
+        assert_eq!(index_of(&s.assign(1, t0), "the only map is handed out"), 0);
         assert_eq!(s.next_deadline(), Some(t0 + Schedule::LONGEST_TIMEOUT));
     }
 
@@ -528,5 +706,179 @@ mod tests {
             s.assign(0, Instant::now()),
             Assignment::Reduce(ReduceTask { index: 0, n_map: 0 })
         );
+    }
+    #[test]
+    fn a_late_report_of_a_task_taken_back_but_not_yet_handed_out_is_accepted() {
+        let t0 = Instant::now();
+        let mut s = schedule(1, 1);
+        s.assign(1, t0);
+        assert_eq!(
+            s.expire(t0 + TIMEOUT),
+            [map(0)],
+            "taken back at its deadline"
+        );
+        assert_eq!(s.state(map(0)), Some(TaskState::Idle { taken_back: true }));
+        assert_eq!(
+            s.complete(map(0)),
+            Report::Accepted,
+            "worker 1 finished after all, before anyone else took map 0"
+        );
+        assert_eq!(s.phase(), Phase::Reduce, "so the map phase is over");
+        assert_eq!(s.reassigned(), 1);
+    }
+
+    #[test]
+    fn a_task_that_never_runs_out_of_time_is_never_taken_back() {
+        let t0 = Instant::now();
+        let mut s = schedule(2, 1);
+        s.assign(1, t0);
+        assert_eq!(s.expire(t0 + TIMEOUT / 2), [], "deadline not reached");
+        assert_eq!(s.worker_lost(2), [], "worker 2 held nothing");
+        assert!(matches!(
+            s.state(map(0)),
+            Some(TaskState::InProgress { worker: 1, .. })
+        ));
+        assert_eq!(s.reassigned(), 0);
+    }
+
+    #[test]
+    fn without_backups_an_idle_worker_waits_for_the_last_running_task() {
+        let t0 = Instant::now();
+        let mut s = schedule(2, 1);
+        s.assign(1, t0);
+        s.assign(2, t0);
+        s.complete(map(1));
+        assert!(
+            matches!(s.assign(2, t0), Assignment::Wait { .. }),
+            "no copies unless backups are on"
+        );
+        assert_eq!(s.backups_handed(), 0);
+    }
+
+    #[test]
+    fn with_backups_an_idle_worker_gets_a_copy_of_the_oldest_running_task() {
+        let t0 = Instant::now();
+        let mut s = schedule(3, 1).with_backups();
+        s.assign(1, t0);
+        s.assign(2, t0 + Duration::from_secs(1));
+        s.assign(3, t0 + Duration::from_secs(2));
+        s.complete(map(2));
+        let later = t0 + Duration::from_secs(3);
+        assert_eq!(
+            index_of(
+                &s.assign(3, later),
+                "every remaining map is running and worker 3 is idle: it gets a copy"
+            ),
+            0,
+            "of the task that started first"
+        );
+        assert_eq!(s.backup_of(map(0)), Some(3));
+        assert_eq!(index_of(&s.assign(4, later), "map 1 has no copy yet"), 1);
+        assert!(
+            matches!(s.assign(5, later), Assignment::Wait { .. }),
+            "one copy per task at most"
+        );
+        assert_eq!(s.backups_handed(), 2);
+        // The first report wins; the other copy's report is a harmless
+        // duplicate.
+        assert_eq!(s.complete(map(0)), Report::Accepted);
+        assert_eq!(s.complete(map(0)), Report::AlreadyDone);
+        assert_eq!(s.reassigned(), 0, "a copy is not a reassignment");
+    }
+
+    #[test]
+    fn a_worker_never_gets_a_copy_of_its_own_task() {
+        let t0 = Instant::now();
+        let mut s = schedule(1, 1).with_backups();
+        s.assign(1, t0);
+        assert!(matches!(s.assign(1, t0), Assignment::Wait { .. }));
+    }
+
+    #[test]
+    fn a_lost_copy_is_forgotten_and_the_task_keeps_its_first_worker() {
+        let t0 = Instant::now();
+        let mut s = schedule(1, 1).with_backups();
+        s.assign(1, t0);
+        s.assign(2, t0);
+        assert_eq!(s.backup_of(map(0)), Some(2));
+        assert_eq!(s.worker_lost(2), [], "nothing to hand out again");
+        assert_eq!(s.backup_of(map(0)), None);
+        assert!(matches!(
+            s.state(map(0)),
+            Some(TaskState::InProgress { worker: 1, .. })
+        ));
+        assert_eq!(
+            index_of(&s.assign(3, t0), "the copy's place is free again"),
+            0
+        );
+    }
+
+    #[test]
+    fn reduce_tasks_get_copies_too_and_map_copies_do_not_carry_over() {
+        let t0 = Instant::now();
+        let mut s = schedule(1, 2).with_backups();
+        s.assign(1, t0);
+        s.assign(2, t0); // a copy of map 0
+        assert_eq!(s.complete(map(0)), Report::Accepted);
+        assert_eq!(
+            s.backup_of(reduce(0)),
+            None,
+            "the reduce phase starts clean"
+        );
+        assert_eq!(index_of(&s.assign(1, t0), "reduce 0 is idle"), 0);
+        assert_eq!(index_of(&s.assign(2, t0), "reduce 1 is idle"), 1);
+        assert_eq!(
+            index_of(&s.assign(3, t0), "every reduce runs: a copy of reduce 0"),
+            0
+        );
+        assert_eq!(s.backup_of(reduce(0)), Some(3));
+    }
+
+    #[test]
+    fn a_lost_map_output_sends_the_job_back_to_the_map_phase() {
+        let t0 = Instant::now();
+        let mut s = schedule(2, 2);
+        s.assign(1, t0);
+        s.assign(2, t0);
+        s.complete(map(0));
+        s.complete(map(1));
+        s.assign(3, t0); // reduce 0 to worker 3
+        assert!(s.redo_map(1), "map 1 was done");
+        assert!(!s.redo_map(1), "and now it is not");
+        assert!(!s.redo_map(9), "no such task");
+        assert_eq!(s.phase(), Phase::Map);
+        assert_eq!(s.state(map(1)), Some(TaskState::Idle { taken_back: false }));
+        assert_eq!(
+            index_of(&s.assign(4, t0), "the lost map output is redone first"),
+            1
+        );
+        assert!(
+            matches!(s.assign(5, t0), Assignment::Wait { .. }),
+            "no reduce task while a map task is not done"
+        );
+        assert_eq!(s.complete(map(1)), Report::Accepted);
+        assert_eq!(s.phase(), Phase::Reduce);
+        assert_eq!(
+            s.complete(reduce(0)),
+            Report::Accepted,
+            "reduce 0 kept running meanwhile"
+        );
+    }
+
+    #[test]
+    fn a_reduce_that_cannot_fetch_is_given_back_by_its_worker_only() {
+        let t0 = Instant::now();
+        let mut s = schedule(1, 1);
+        s.assign(1, t0);
+        s.complete(map(0));
+        s.assign(2, t0);
+        assert!(!s.give_back(reduce(0), 3), "worker 3 does not hold it");
+        assert!(s.give_back(reduce(0), 2));
+        assert_eq!(
+            s.state(reduce(0)),
+            Some(TaskState::Idle { taken_back: true })
+        );
+        assert_eq!(s.reassigned(), 1);
+        assert_eq!(index_of(&s.assign(3, t0), "it is handed out again"), 0);
     }
 }

@@ -15,7 +15,16 @@
 //!    3   Map        coordinator → worker  index, n_reduce, file (len u32 + UTF-8)
 //!    4   Reduce     coordinator → worker  index, n_map
 //!    5   Exit       coordinator → worker  (the job is done)
-//!    6   Ack        coordinator → worker  (Done received)
+//!    6   Ack        coordinator → worker  (Done, Join or FetchFailed received)
+//!
+//!   serve-and-fetch (`coordinator --fetch`, `worker --serve`):
+//!    7   Join        worker → coordinator  serve address (string): "fetch my map output here"
+//!    8   FetchReduce coordinator → worker  index, n_map, then n_map addresses (strings)
+//!    9   FetchFailed worker → coordinator  reduce index, map index: that map's output is unreachable
+//!   10   Fetch       reducer → file server  map index, reduce index
+//!   11   Partition   file server → reducer  length (u64 BE); then that many raw bytes and
+//!                                           their SHA-256 (32 bytes), outside any frame
+//!   12   Refuse      either way             reason (string); the connection then closes
 //! ```
 //!
 //! Anything unexpected (a length over [`MAX_FRAME`], an unknown version or
@@ -26,6 +35,7 @@
 
 use std::fmt;
 use std::io;
+use std::net::SocketAddr;
 
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -69,10 +79,56 @@ pub enum Message {
     Reduce(ReduceTask),
     /// Coordinator says the job is done: the worker may exit.
     Exit,
-    /// Coordinator acknowledges a `Done`.
+    /// Coordinator acknowledges a `Done`, `Join` or `FetchFailed`.
     Ack,
+    /// A serving worker's first message: where its map output can be
+    /// fetched.
+    Join {
+        /// The address its file server is reached at.
+        serve: SocketAddr,
+    },
+    /// Coordinator assigns a reduce task whose inputs must be fetched.
+    FetchReduce(FetchReduceTask),
+    /// Worker reports that a reduce task could not fetch map `map`'s
+    /// partition: the task is given back, and that output must be redone.
+    FetchFailed {
+        /// The reduce task given back.
+        reduce: u32,
+        /// The map task whose output could not be fetched.
+        map: u32,
+    },
+    /// A reducer asks a file server for partition `reduce` of map `map`.
+    Fetch {
+        /// The map task.
+        map: u32,
+        /// The partition.
+        reduce: u32,
+    },
+    /// The file server's answer: `len` bytes follow, then their SHA-256.
+    Partition {
+        /// The length of the file.
+        len: u64,
+    },
+    /// A refusal, in words; the connection closes after it.
+    Refuse {
+        /// Why.
+        reason: String,
+    },
 }
 // ANCHOR_END: message
+
+/// A reduce task in serve-and-fetch mode: where each map's output lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchReduceTask {
+    /// The partition `R`.
+    pub index: u32,
+    /// `sources[m]` serves the output of map task `m`.
+    pub sources: Vec<SocketAddr>,
+}
+
+/// The most map tasks a serve-and-fetch job may have: its `FetchReduce`
+/// frame names one address per map task and must fit in [`MAX_FRAME`].
+pub const MAX_FETCH_MAPS: u32 = 1000;
 
 /// Why a payload could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +150,11 @@ pub enum WireError {
     /// A task count (`n_reduce`, `n_map`) outside `1..=MAX_TASKS`
     /// (`0..=MAX_TASKS` for `n_map`: a job may have no inputs).
     BadTaskCount(u32),
+    /// An address field that is not `IP:PORT`.
+    BadAddress,
+    /// The peer sent the job-secret challenge ([`crate::auth::HELLO`])
+    /// where a frame should be: it runs with a secret and we without.
+    SecretAsked,
 }
 
 impl fmt::Display for WireError {
@@ -111,6 +172,10 @@ impl fmt::Display for WireError {
             WireError::BadTaskCount(n) => {
                 write!(f, "task count {n} is outside 0..={MAX_TASKS}")
             }
+            WireError::BadAddress => f.write_str("address field is not IP:PORT"),
+            WireError::SecretAsked => {
+                f.write_str("the peer asks for the job's secret first (give --secret-file)")
+            }
         }
     }
 }
@@ -125,6 +190,11 @@ impl From<WireError> for io::Error {
 
 fn put_u32(out: &mut Vec<u8>, v: u32) {
     out.extend_from_slice(&v.to_be_bytes());
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_u32(out, s.len() as u32);
+    out.extend_from_slice(s.as_bytes());
 }
 
 /// Reads fields off the front of a payload.
@@ -146,15 +216,24 @@ impl<'a> Fields<'a> {
         let b = self.bytes(4)?;
         Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
+    fn u64(&mut self) -> Result<u64, WireError> {
+        let b = self.bytes(8)?;
+        let mut v = [0u8; 8];
+        v.copy_from_slice(b);
+        Ok(u64::from_be_bytes(v))
+    }
     fn string(&mut self) -> Result<String, WireError> {
         let n = self.u32()? as usize;
         let b = self.bytes(n)?;
         String::from_utf8(b.to_vec()).map_err(|_| WireError::BadUtf8)
     }
+    fn addr(&mut self) -> Result<SocketAddr, WireError> {
+        self.string()?.parse().map_err(|_| WireError::BadAddress)
+    }
 }
 
 impl Message {
-    /// The task a `Map` or `Reduce` assignment hands out.
+    /// The task a `Map`, `Reduce` or `FetchReduce` assignment hands out.
     pub fn task_id(&self) -> Option<TaskId> {
         match self {
             Message::Map(t) => Some(TaskId {
@@ -162,6 +241,10 @@ impl Message {
                 index: t.index,
             }),
             Message::Reduce(t) => Some(TaskId {
+                kind: TaskKind::Reduce,
+                index: t.index,
+            }),
+            Message::FetchReduce(t) => Some(TaskId {
                 kind: TaskKind::Reduce,
                 index: t.index,
             }),
@@ -203,6 +286,42 @@ impl Message {
             }
             Message::Exit => out.push(5),
             Message::Ack => out.push(6),
+            Message::Join { serve } => {
+                out.push(7);
+                put_str(&mut out, &serve.to_string());
+            }
+            Message::FetchReduce(t) => {
+                out.push(8);
+                put_u32(&mut out, t.index);
+                put_u32(&mut out, t.sources.len() as u32);
+                for source in &t.sources {
+                    put_str(&mut out, &source.to_string());
+                }
+            }
+            Message::FetchFailed { reduce, map } => {
+                out.push(9);
+                put_u32(&mut out, *reduce);
+                put_u32(&mut out, *map);
+            }
+            Message::Fetch { map, reduce } => {
+                out.push(10);
+                put_u32(&mut out, *map);
+                put_u32(&mut out, *reduce);
+            }
+            Message::Partition { len } => {
+                out.push(11);
+                out.extend_from_slice(&len.to_be_bytes());
+            }
+            Message::Refuse { reason } => {
+                out.push(12);
+                // Reasons are short sentences of ours; cut anything that
+                // would not fit a frame rather than send a broken one.
+                let mut end = reason.len().min(MAX_FRAME / 2);
+                while !reason.is_char_boundary(end) {
+                    end -= 1;
+                }
+                put_str(&mut out, &reason[..end]);
+            }
         }
         let len = (out.len() - 4) as u32;
         out[..4].copy_from_slice(&len.to_be_bytes());
@@ -256,6 +375,30 @@ impl Message {
             }
             5 => Message::Exit,
             6 => Message::Ack,
+            7 => Message::Join { serve: f.addr()? },
+            8 => {
+                let index = f.u32()?;
+                let n_map = f.u32()?;
+                if n_map > MAX_FETCH_MAPS {
+                    return Err(WireError::BadTaskCount(n_map));
+                }
+                let sources = (0..n_map)
+                    .map(|_| f.addr())
+                    .collect::<Result<Vec<_>, _>>()?;
+                Message::FetchReduce(FetchReduceTask { index, sources })
+            }
+            9 => Message::FetchFailed {
+                reduce: f.u32()?,
+                map: f.u32()?,
+            },
+            10 => Message::Fetch {
+                map: f.u32()?,
+                reduce: f.u32()?,
+            },
+            11 => Message::Partition { len: f.u64()? },
+            12 => Message::Refuse {
+                reason: f.string()?,
+            },
             tag => return Err(WireError::UnknownTag(tag)),
         };
         if !f.0.is_empty() {
@@ -291,6 +434,9 @@ pub async fn read_frame_start<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<Opt
 pub async fn read_frame_rest<R: AsyncRead + Unpin>(r: &mut R, first: u8) -> io::Result<Vec<u8>> {
     let mut len = [first, 0, 0, 0];
     r.read_exact(&mut len[1..]).await?;
+    if len[..] == crate::auth::HELLO[..4] {
+        return Err(WireError::SecretAsked.into());
+    }
     let len = u32::from_be_bytes(len) as usize;
     if len > MAX_FRAME {
         return Err(WireError::TooLarge(len).into());
@@ -354,6 +500,19 @@ mod tests {
             Message::Reduce(ReduceTask { index: 9, n_map: 8 }),
             Message::Exit,
             Message::Ack,
+            Message::Join {
+                serve: "10.6.0.2:7001".parse().unwrap(),
+            },
+            Message::FetchReduce(FetchReduceTask {
+                index: 2,
+                sources: vec!["10.6.0.2:7001".parse().unwrap(), "[::1]:9".parse().unwrap()],
+            }),
+            Message::FetchFailed { reduce: 1, map: 3 },
+            Message::Fetch { map: 3, reduce: 1 },
+            Message::Partition { len: 1 << 40 },
+            Message::Refuse {
+                reason: "no secret".into(),
+            },
         ]
     }
 

@@ -23,13 +23,16 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use runtime::net::TcpStream;
+use runtime::net::{TcpListener, TcpStream};
 use runtime::time::{sleep, timeout};
 
 use crate::app::App;
+use crate::auth::{self, Secret};
+use crate::coordinator::FRAME_TIMEOUT;
+use crate::fetch::{self, FetchReduceError};
 use crate::schedule::{TaskId, TaskKind};
-use crate::task;
-use crate::wire::{self, Message};
+use crate::task::{self, TaskOutcome};
+use crate::wire::{self, FetchReduceTask, Message, WireError};
 
 /// How to run a worker.
 #[derive(Debug, Clone)]
@@ -43,6 +46,30 @@ pub struct WorkerConfig {
     /// How long to keep trying to connect (the coordinator may still be
     /// starting).
     pub connect_patience: Duration,
+    /// The job's secret, if the job has one: proved to the coordinator
+    /// before the first request.
+    pub secret: Option<Secret>,
+    /// Serve-and-fetch: keep map output in `dir` and serve it here.
+    pub serve: Option<ServeConfig>,
+}
+
+/// Where a worker serves its map output (serve-and-fetch mode).
+#[derive(Debug, Clone, Copy)]
+pub struct ServeConfig {
+    /// The address to listen on (port 0: pick one).
+    pub listen: SocketAddr,
+    /// The address others reach it at, if not `listen` (port 0: the port
+    /// picked for `listen`).
+    pub advertise: Option<SocketAddr>,
+}
+
+/// Aborts a task when dropped: the file server lives as long as `work`.
+struct AbortOnDrop(runtime::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Why a worker stopped, when nothing went wrong on its side.
@@ -106,10 +133,14 @@ async fn connect(addr: SocketAddr, patience: Duration) -> io::Result<TcpStream> 
     }
 }
 
-/// One request, one reply. A clean close becomes `UnexpectedEof`.
+/// One request, one reply. A clean close becomes `UnexpectedEof`; a
+/// `Refuse` becomes a `PermissionDenied` error carrying its reason.
 async fn call(stream: &mut TcpStream, request: &Message) -> io::Result<Message> {
     wire::write_message(stream, request).await?;
     match wire::read_message(stream).await? {
+        Some(Message::Refuse { reason }) => {
+            Err(io::Error::new(io::ErrorKind::PermissionDenied, reason))
+        }
         Some(reply) => Ok(reply),
         None => Err(io::ErrorKind::UnexpectedEof.into()),
     }
@@ -118,20 +149,113 @@ async fn call(stream: &mut TcpStream, request: &Message) -> io::Result<Message> 
 /// `Err` from [`call`]: a protocol violation is our error; anything else
 /// means the coordinator is gone.
 fn hung_up(e: io::Error) -> anyhow::Result<()> {
-    if e.kind() == io::ErrorKind::InvalidData {
+    let secret_asked = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<WireError>())
+        == Some(&WireError::SecretAsked);
+    if secret_asked {
+        bail!("the coordinator wants the job's secret: start the worker with --secret-file")
+    } else if e.kind() == io::ErrorKind::PermissionDenied {
+        bail!("the coordinator refused this worker: {e}")
+    } else if e.kind() == io::ErrorKind::InvalidData {
         Err(e).context("the coordinator broke the protocol")
     } else {
         Ok(())
     }
 }
 
+/// Connects to the coordinator and, if the job has a secret, proves it;
+/// in serve-and-fetch mode, starts the file server and says where it is.
+/// `Ok(Err(exit))` if there is no coordinator to work for.
+async fn join_job(
+    config: &WorkerConfig,
+) -> anyhow::Result<Result<(TcpStream, Option<AbortOnDrop>), WorkerExit>> {
+    let mut stream = match connect(config.coordinator, config.connect_patience).await {
+        Ok(stream) => stream,
+        Err(e) => return Ok(Err(WorkerExit::Unreachable(config.coordinator, e))),
+    };
+    if let Some(secret) = &config.secret {
+        match timeout(FRAME_TIMEOUT, auth::client_handshake(&mut stream, secret)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e).context("the coordinator did not let this worker in"),
+            Err(_) => bail!(
+                "the coordinator did not ask for the job's secret within {FRAME_TIMEOUT:?}: \
+                 does it run without --secret-file?"
+            ),
+        }
+    }
+    let Some(serve) = config.serve else {
+        return Ok(Ok((stream, None)));
+    };
+    let listener = TcpListener::bind(serve.listen)
+        .with_context(|| format!("cannot serve map output on {}", serve.listen))?;
+    let bound = listener.local_addr()?;
+    let mut advertise = serve.advertise.unwrap_or(bound);
+    if advertise.port() == 0 {
+        advertise.set_port(bound.port());
+    }
+    if advertise.ip().is_unspecified() {
+        bail!(
+            "--serve listens on {bound}, an address others cannot connect to: give --advertise IP:PORT"
+        );
+    }
+    let server = AbortOnDrop(runtime::spawn(fetch::serve_files(
+        listener,
+        config.dir.clone(),
+        config.secret.clone(),
+    )));
+    match call(&mut stream, &Message::Join { serve: advertise }).await {
+        Ok(Message::Ack) => {}
+        Ok(other) => bail!("the coordinator answered Join with {other:?}"),
+        Err(e) => {
+            hung_up(e)?;
+            return Ok(Err(WorkerExit::CoordinatorGone { tasks: 0 }));
+        }
+    }
+    eprintln!(
+        "worker {}: serving map output from {} at {advertise}",
+        std::process::id(),
+        config.dir.display()
+    );
+    Ok(Ok((stream, Some(server))))
+}
+
+/// Serve-and-fetch: runs a reduce task that fetches its inputs. `None`
+/// if an input could not be fetched: the task was given back, and the
+/// coordinator has that map output redone.
+async fn fetch_reduce(
+    stream: &mut TcpStream,
+    config: &WorkerConfig,
+    t: FetchReduceTask,
+) -> anyhow::Result<Option<io::Result<TaskOutcome>>> {
+    let (app, dir, secret) = (config.app, config.dir.clone(), config.secret.clone());
+    let index = t.index;
+    let done =
+        runtime::spawn_blocking(move || fetch::run_fetch_reduce(app, &dir, &t, secret.as_ref()))
+            .await;
+    match done {
+        Ok(Ok(outcome)) => Ok(Some(Ok(outcome))),
+        Ok(Err(FetchReduceError::Local(e))) => Ok(Some(Err(e))),
+        Ok(Err(e @ FetchReduceError::Unreachable { map, .. })) => {
+            eprintln!("worker {}: reduce {index}: {e}", std::process::id());
+            match call(stream, &Message::FetchFailed { reduce: index, map }).await {
+                Ok(Message::Ack) => Ok(None),
+                Ok(other) => bail!("the coordinator answered FetchFailed with {other:?}"),
+                Err(e) => Err(e).context("the coordinator left"),
+            }
+        }
+        Err(e) => bail!("reduce {index} did not finish: {e:?}"),
+    }
+}
+
 // ANCHOR: worker_loop
 /// The worker's whole life, as one future.
 pub async fn work(config: WorkerConfig) -> anyhow::Result<WorkerExit> {
-    let mut stream = match connect(config.coordinator, config.connect_patience).await {
-        Ok(stream) => stream,
-        Err(e) => return Ok(WorkerExit::Unreachable(config.coordinator, e)),
+    let (mut stream, _file_server) = match join_job(&config).await? {
+        Ok(joined) => joined,
+        Err(exit) => return Ok(exit),
     };
+    // ANCHOR: lab_6_2_loop
     let pid = std::process::id();
     let mut tasks = 0;
     // Lent to each map task and handed back, so tasks reuse its memory.
@@ -168,6 +292,16 @@ pub async fn work(config: WorkerConfig) -> anyhow::Result<WorkerExit> {
                 },
                 runtime::spawn_blocking(move || task::run_reduce(app, &dir, &t)).await,
             ),
+            Message::FetchReduce(t) => (
+                TaskId {
+                    kind: TaskKind::Reduce,
+                    index: t.index,
+                },
+                match fetch_reduce(&mut stream, &config, t).await? {
+                    Some(result) => Ok(result),
+                    None => continue, // given back; ask again
+                },
+            ),
             Message::Exit => return Ok(WorkerExit::JobDone { tasks }),
             other => bail!("the coordinator answered GetTask with {other:?}"),
         };
@@ -190,5 +324,6 @@ pub async fn work(config: WorkerConfig) -> anyhow::Result<WorkerExit> {
             Err(e) => return hung_up(e).map(|()| WorkerExit::CoordinatorGone { tasks }),
         }
     }
+    // ANCHOR_END: lab_6_2_loop
 }
 // ANCHOR_END: worker_loop

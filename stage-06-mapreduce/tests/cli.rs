@@ -104,6 +104,14 @@ fn a_worker_exits_0_when_the_coordinator_goes_away() {
             std::time::Instant::now() < deadline,
             "the worker never started a map task"
         );
+        if let Some(status) = w.child.try_wait().unwrap() {
+            // Give its last lines a moment to arrive through the pipe.
+            w.log.wait_until(Duration::from_secs(2), |l| !l.is_empty());
+            panic!(
+                "the worker exited ({status}) before it started a map task:\n{}",
+                w.log.joined()
+            );
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
     c.child.kill().unwrap();

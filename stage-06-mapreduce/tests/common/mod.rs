@@ -127,7 +127,7 @@ impl Lines {
     }
 }
 
-fn drain(child: &mut Child, lines: Lines, first: Option<mpsc::Sender<String>>) {
+pub fn drain(child: &mut Child, lines: Lines, first: Option<mpsc::Sender<String>>) {
     let stderr = child.stderr.take().expect("stderr piped");
     thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
@@ -206,9 +206,15 @@ impl Drop for Worker {
 }
 
 pub fn start_worker(dir: &TestDir, app: &str, addr: SocketAddr) -> Worker {
+    start_worker_with(dir, app, addr, &[])
+}
+
+/// `mapreduce worker --app APP --coordinator ADDR ARGS...`
+pub fn start_worker_with(dir: &TestDir, app: &str, addr: SocketAddr, args: &[&str]) -> Worker {
     let mut child = dir
         .mapreduce()
         .args(["worker", "--app", app, "--coordinator", &addr.to_string()])
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -243,7 +249,15 @@ pub fn job_limit() -> Duration {
     }
 }
 
+/// How long the coordinator may outlive its last worker before the job
+/// counts as abandoned (it says `Exit` within a second of the last output).
+pub const ORPHAN_GRACE: Duration = Duration::from_secs(10);
+
 /// Runs coordinator + `workers` workers on `files` and waits for all.
+///
+/// Fails with every process's log if the coordinator does not finish: by
+/// [`job_limit`], or soon after the last worker exited (nobody is left to
+/// finish the job, so waiting longer could only hang).
 pub fn distributed(
     dir: &TestDir,
     app: &str,
@@ -255,11 +269,43 @@ pub fn distributed(
     let mut ws: Vec<Worker> = (0..workers)
         .map(|_| start_worker(dir, app, c.addr))
         .collect();
-    let status = wait_for(&mut c.child, job_limit(), "coordinator");
+    let logs = |ws: &[Worker], c: &Coordinator| {
+        let mut all = format!("coordinator:\n{}", c.log.joined());
+        for (i, w) in ws.iter().enumerate() {
+            all += &format!("\nworker {i}:\n{}", w.log.joined());
+        }
+        all
+    };
+    let deadline = Instant::now() + job_limit();
+    let mut orphaned_since: Option<Instant> = None;
+    let status = loop {
+        if let Some(status) = c.child.try_wait().unwrap() {
+            break status;
+        }
+        let all_gone = ws.iter_mut().all(|w| w.child.try_wait().unwrap().is_some());
+        let since = *orphaned_since.get_or_insert_with(Instant::now);
+        if !all_gone {
+            orphaned_since = None;
+        } else if since.elapsed() > ORPHAN_GRACE {
+            panic!(
+                "every worker exited but the job never finished (the coordinator still \
+                 runs {ORPHAN_GRACE:?} later):\n{}",
+                logs(&ws, &c)
+            );
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "the job did not finish within {:?}:\n{}",
+                job_limit(),
+                logs(&ws, &c)
+            );
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
     assert!(
         status.success(),
         "coordinator failed: {status}\n{}",
-        c.log.joined()
+        logs(&ws, &c)
     );
     for w in &mut ws {
         let status = wait_for(&mut w.child, Duration::from_secs(30), "worker");
