@@ -4,7 +4,6 @@
 use crate::registry::Lab;
 use crate::{regions, state};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 /// A lab's files as they are on disk, to change and write back.
 #[derive(Debug)]
@@ -92,9 +91,7 @@ pub fn stubbed(lab: &Lab) -> Vec<bool> {
         .collect()
 }
 
-/// The backup `verify` keeps of a file it changes, with the file's
-/// modification time (so that, once put back, cargo sees the file as the
-/// one it already built).
+/// The backup `verify` keeps of each file it changes.
 fn backup_dir(root: &Path) -> PathBuf {
     state::dir(root).join("verify-backup")
 }
@@ -135,25 +132,12 @@ pub fn back_up(root: &Path, paths: &[PathBuf]) -> Result<(), String> {
             continue; // keep the oldest copy: it is the original
         }
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let modified = std::fs::metadata(path)
-            .and_then(|m| m.modified())
-            .map_err(|e| format!("{}: {e}", path.display()))?;
         state::write(&copy, &text).map_err(|e| format!("{}: {e}", copy.display()))?;
-        set_modified(&copy, modified)?;
     }
     Ok(())
 }
 
-fn set_modified(path: &Path, time: SystemTime) -> Result<(), String> {
-    std::fs::File::options()
-        .write(true)
-        .open(path)
-        .and_then(|file| file.set_modified(time))
-        .map_err(|e| format!("{}: {e}", path.display()))
-}
-
-/// Put back every file `verify` backed up, with its old modification time,
-/// and forget the backup. Returns the files put back.
+/// Put back every file `verify` backed up, and forget the backup. Returns the files put back.
 pub fn restore_backup(root: &Path) -> Result<Vec<String>, String> {
     let dir = backup_dir(root);
     let mut restored = Vec::new();
@@ -186,11 +170,9 @@ pub fn restore_backup(root: &Path) -> Result<Vec<String>, String> {
             }
             let text =
                 std::fs::read_to_string(&copy).map_err(|e| format!("{}: {e}", copy.display()))?;
-            let modified = std::fs::metadata(&copy)
-                .and_then(|m| m.modified())
-                .map_err(|e| format!("{}: {e}", copy.display()))?;
+            // Written now, so cargo sees a change and rebuilds what the
+            // stubs were built into.
             std::fs::write(&original, text).map_err(|e| format!("{}: {e}", original.display()))?;
-            set_modified(&original, modified)?;
             restored.push(name);
         }
     }

@@ -17,7 +17,7 @@ use crate::registry::Lab;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -36,8 +36,6 @@ pub struct Verdict {
 /// How to run the tests.
 #[derive(Debug, Default, Clone)]
 pub struct Options {
-    /// Build into this directory instead of cargo's default.
-    pub target_dir: Option<PathBuf>,
     /// Stop at the first failure (enough for `verify` to know the grader
     /// can fail).
     pub stop_at_first_failure: bool,
@@ -67,20 +65,11 @@ fn plan(lab: &Lab) -> BTreeMap<Option<String>, (Vec<String>, Vec<String>)> {
     plan
 }
 
-fn command(
-    root: &Path,
-    lab: &Lab,
-    triple: &Option<String>,
-    targets: &[String],
-    options: &Options,
-) -> Command {
+fn command(root: &Path, lab: &Lab, triple: &Option<String>, targets: &[String]) -> Command {
     let mut command = cargo();
     command.current_dir(root);
     // Short failure messages: a backtrace buries the test's own words.
     command.env("RUST_BACKTRACE", "0");
-    if let Some(dir) = &options.target_dir {
-        command.env("CARGO_TARGET_DIR", dir);
-    }
     command.args(["test", "-p", &lab.stage.package]);
     if let Some(triple) = triple {
         command.args(["--target", triple]);
@@ -91,9 +80,9 @@ fn command(
 
 /// Build everything the lab's tests need. On failure, the compiler's
 /// output (shown live when `show` is set, returned otherwise).
-pub fn build(root: &Path, lab: &Lab, options: &Options, show: bool) -> Result<(), String> {
+pub fn build(root: &Path, lab: &Lab, show: bool) -> Result<(), String> {
     for (triple, (targets, _)) in plan(lab) {
-        let mut command = command(root, lab, &triple, &targets, options);
+        let mut command = command(root, lab, &triple, &targets);
         command.args(["--no-run", "--quiet"]);
         let output = if show {
             let status = command
@@ -229,7 +218,7 @@ pub fn run(root: &Path, lab: &Lab, options: &Options) -> Result<Vec<Verdict>, St
     let mut reader = Reader::default();
     let mut timed_out = false;
     for (triple, (targets, tests)) in plan(lab) {
-        let mut command = command(root, lab, &triple, &targets, options);
+        let mut command = command(root, lab, &triple, &targets);
         command
             .arg("--no-fail-fast")
             .arg("--")

@@ -255,7 +255,7 @@ fn check(root: &Path, labs: &[Lab], lab: &Lab) -> Result<ExitCode, String> {
         live: true,
         ..grade::Options::default()
     };
-    let verdicts = match grade::build(root, lab, &options, true) {
+    let verdicts = match grade::build(root, lab, true) {
         Ok(()) => grade::run(root, lab, &options)?,
         Err(_) => {
             println!("\nThe code does not compile yet: the compiler's messages are above.");
@@ -464,11 +464,9 @@ fn verify(root: &Path, labs: &[&Lab]) -> Result<ExitCode, String> {
             changed.join(", ")
         ));
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
+    // The stubs are built where the learner's code is: only the stage's own
+    // crates are rebuilt, never the dependencies, on every target.
     let blank = grade::Options {
-        target_dir: Some(target.join("lab-verify")),
         stop_at_first_failure: true,
         live: false,
     };
@@ -492,13 +490,11 @@ fn verify(root: &Path, labs: &[&Lab]) -> Result<ExitCode, String> {
             }
         }
     }
-    // Back as they were, modification times included: the normal build is
-    // still up to date.
     edit::restore_backup(root)?;
     println!("\nWith the reference solutions, every grading test must pass:");
     let restored = grade::Options::default();
     for lab in labs {
-        let outcome = match grade::build(root, lab, &restored, false) {
+        let outcome = match grade::build(root, lab, false) {
             Err(output) => Err(format!("the solution does not compile:\n{output}")),
             Ok(()) => {
                 let verdicts = grade::run(root, lab, &restored)?;
@@ -550,7 +546,7 @@ fn blank_and_grade(root: &Path, lab: &Lab, options: &grade::Options) -> Result<S
     blanked.set_bodies(lab, &vec![None; lab.regions.len()])?;
     blanked.write()?;
     edit::note_written(root, &blanked)?;
-    if let Err(output) = grade::build(root, lab, options, false) {
+    if let Err(output) = grade::build(root, lab, false) {
         return Err(format!("its stubs do not compile:\n{output}"));
     }
     let verdicts = grade::run(root, lab, options)?;
