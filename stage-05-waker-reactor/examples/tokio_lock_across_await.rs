@@ -16,14 +16,14 @@ fn ours() -> std::io::Result<()> {
         #[expect(clippy::await_holding_lock, reason = "the mistake on show")]
         let holder = async {
             let mut guard = counter.lock().unwrap();
-            // The guard lives across this .await: the lock stays taken
-            // while the thread runs other futures.
-            runtime::time::sleep(Duration::from_millis(10)).await;
+            // The guard lives across this .await (any .await that returns
+            // Pending): the lock stays taken while the thread runs others.
+            runtime::yield_now().await;
             *guard += 1;
         };
         let other = async {
-            // lock() here would block the only thread, so the sleep above
-            // could never finish: a deadlock. try_lock shows the state.
+            // lock() here would block the only thread, so the holder could
+            // never be polled again: a deadlock. try_lock shows the state.
             match counter.try_lock() {
                 Ok(_) => println!("ours: the lock was free"),
                 Err(e) => println!("ours: std Mutex held across .await -> try_lock: {e}"),
@@ -53,19 +53,17 @@ fn ours() -> std::io::Result<()> {
 
 // ANCHOR: tokio
 fn tokio() -> std::io::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_current_thread().build()?;
     let counter = tokio::sync::Mutex::new(0);
     rt.block_on(async {
         let holder = async {
             let mut guard = counter.lock().await;
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::task::yield_now().await;
             *guard += 1;
         };
         let other = async {
             // lock().await suspends this future, not the thread: the
-            // holder's sleep finishes, its guard drops, and we get the lock.
+            // holder runs on, its guard drops, and we get the lock.
             let mut guard = counter.lock().await;
             *guard += 1;
         };
