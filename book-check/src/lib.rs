@@ -249,6 +249,15 @@ impl Outputs {
             .unwrap_or((block.command.as_str(), ""));
         let run = parse(command)?;
         let program = self.program(&run)?;
+        if !program.exists() {
+            return Err(format!(
+                "{} is not built: `cargo test -p {}` builds the examples, or \
+                 `cargo build -p {} --examples` before a single test target",
+                program.display(),
+                run.package,
+                run.package
+            ));
+        }
         let mut command = match std::env::var("COURSE_EMULATOR") {
             Ok(emulator) if !emulator.trim().is_empty() => {
                 let mut words = emulator.split_whitespace();
