@@ -36,6 +36,26 @@ fn spawn_join(c: &mut Criterion) {
             .unwrap()
         });
     });
+    // The same without the stack pool: every spawn maps a fresh stack and
+    // every join unmaps it.
+    let mut unpooled = Runtime::builder()
+        .stack_size(64 * 1024)
+        .max_idle_stacks(0)
+        .build();
+    group.bench_function("ours_no_pool", |b| {
+        b.iter_custom(|iters| {
+            unpooled
+                .block_on(move || {
+                    let start = Instant::now();
+                    for i in 0..iters {
+                        let handle = spawn(move || black_box(i));
+                        black_box(handle.join().unwrap());
+                    }
+                    start.elapsed()
+                })
+                .unwrap()
+        });
+    });
     group.bench_function("os_thread", |b| {
         b.iter(|| std::thread::spawn(|| black_box(1u64)).join().unwrap());
     });

@@ -50,7 +50,7 @@ fn measure(name: &str, driver: Box<dyn Driver>) -> io::Result<()> {
         .block_on(|| green::sleep(Duration::from_millis(200)))
         .map_err(io::Error::other)?;
     println!(
-        "{name:<28} wall {:>6.1} ms   cpu {:>7.3} ms",
+        "{name:<28} wall {:.1} ms, cpu {:.3} ms",
         wall.elapsed().as_secs_f64() * 1e3,
         (thread_cpu_time() - cpu).as_secs_f64() * 1e3
     );
