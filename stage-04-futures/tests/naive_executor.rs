@@ -101,8 +101,10 @@ fn join_all_of_requests_returns_every_answer_in_order() {
 #[test]
 fn a_timer_that_lost_a_select_finishes_under_a_later_block_on() {
     // The same no-op waker in both runs, but a new reactor: the timer must
-    // register with it, or the second run has nothing to wait for.
-    let mut timer = sleep(Duration::from_millis(30));
+    // register with it, or the second run has nothing to wait for. Long
+    // enough that a slow first poll (under qemu, on a loaded machine) still
+    // finds it pending, so that it loses the select.
+    let mut timer = sleep(Duration::from_millis(500));
     let first = block_on(select(&mut timer, std::future::ready(()))).expect("poller");
     assert!(matches!(first, Either::Right(())));
     block_on(&mut timer).expect("the timer registers with the new reactor");
