@@ -11,27 +11,13 @@
 //! deadline instead of hanging.
 
 use std::cell::RefCell;
-use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
-use std::sync::mpsc;
-use std::thread;
 use std::time::Duration;
 
 use green::{Error, Runtime, sleep, spawn, yield_now};
 
-const DEADLINE: Duration = Duration::from_secs(20);
-
-fn within<T: Send + 'static>(hang_hint: &str, test: impl FnOnce() -> T + Send + 'static) -> T {
-    let (done, result) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = done.send(panic::catch_unwind(AssertUnwindSafe(test)));
-    });
-    match result.recv_timeout(DEADLINE) {
-        Ok(Ok(value)) => value,
-        Ok(Err(payload)) => panic::resume_unwind(payload),
-        Err(_) => panic!("not finished after {DEADLINE:?}: {hang_hint}"),
-    }
-}
+mod common;
+use common::within;
 
 /// Exercise 5: a mutex whose `lock` parks the green thread while another
 /// holds the lock. Replace the skeleton.

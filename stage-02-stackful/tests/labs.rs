@@ -3,31 +3,13 @@
 //! after a deadline instead of hanging, saying what was expected.
 
 use std::cell::{Cell, RefCell};
-use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
-use std::sync::mpsc;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use green::{Error, Runtime, channel, current, park, sleep, spawn, unpark, yield_now};
 
-/// Generous: these finish in milliseconds, but the machine may be loaded
-/// and qemu-user is 5-20x slower.
-const DEADLINE: Duration = Duration::from_secs(20);
-
-/// Runs `test` on a fresh OS thread and returns its value, re-raises its
-/// panic, or fails once `DEADLINE` has passed with `hang_hint`.
-fn within<T: Send + 'static>(hang_hint: &str, test: impl FnOnce() -> T + Send + 'static) -> T {
-    let (done, result) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = done.send(panic::catch_unwind(AssertUnwindSafe(test)));
-    });
-    match result.recv_timeout(DEADLINE) {
-        Ok(Ok(value)) => value,
-        Ok(Err(payload)) => panic::resume_unwind(payload),
-        Err(_) => panic!("not finished after {DEADLINE:?}: {hang_hint}"),
-    }
-}
+mod common;
+use common::within;
 
 // ---------------------------------------------------------------------------
 // Lab 2.1: the scheduler's run loop (`Scheduler::run_until`).
