@@ -13,11 +13,11 @@
 //! | sp                           | callee: stored in `*save_sp` |
 //! | d8-d15 (low 64 bits of v8-v15) | callee: stored here |
 //! | x0-x17, v0-v7, v16-v31, NZCV | caller (clobbered)    |
-//! | x18                          | platform register: never touched |
+//! | x18                          | platform register: reserved on Apple, Windows, Android; a caller-saved temporary on Linux; never touched here |
 //! | FPCR, FPSR                   | global state: not switched (see the chapter) |
 //!
-//! `sp` must be 16-byte aligned whenever it addresses memory, so the frame
-//! is a multiple of 16 bytes and is reserved with one pre-indexed store.
+//! `sp` must be 16-byte aligned whenever it addresses memory (and at every
+//! public interface), so the frame is a multiple of 16 bytes and is reserved with one pre-indexed store.
 //!
 //! The resumer enters with `bl switch_in` and the fiber leaves through
 //! `switch_out`, whose `ret` matches that `bl`: the CPU's return-address
