@@ -13,74 +13,78 @@
 //! | sp                           | callee: stored in `*save_sp` |
 //! | d8-d15 (low 64 bits of v8-v15) | callee: stored here |
 //! | x0-x17, v0-v7, v16-v31, NZCV | caller (clobbered)    |
-//! | x18                          | platform register: never touched |
+//! | x18                          | platform register: reserved on Apple, Windows, Android; a caller-saved temporary on Linux; never touched here |
 //! | FPCR, FPSR                   | global state: not switched (see the chapter) |
 //!
-//! `sp` must be 16-byte aligned whenever it addresses memory, so the frame
-//! is a multiple of 16 bytes and is reserved with one pre-indexed store.
+//! `sp` must be 16-byte aligned whenever it addresses memory (and at every
+//! public interface), so the frame is a multiple of 16 bytes and is reserved with one pre-indexed store.
 //!
 //! The resumer enters with `bl switch_in` and the fiber leaves through
 //! `switch_out`, whose `ret` matches that `bl`: the CPU's return-address
 //! predictor stays in step (see the x86-64 file for why that matters).
 //!
-// ANCHOR: suspended_frame
-//! A suspended context, as `switch_in` or `switch_back` leaves it (160 bytes):
-//!
-//! ```text
-//!           +-------------------+
-//!   sp+144  | d14     | d15     |
-//!   sp+128  | d12     | d13     |
-//!   sp+112  | d10     | d11     |
-//!   sp+96   | d8      | d9      |
-//!   sp+80   | x27     | x28     |
-//!   sp+64   | x25     | x26     |
-//!   sp+48   | x23     | x24     |
-//!   sp+32   | x21     | x22     |
-//!   sp+16   | x19     | x20     |
-//!   sp+0    | x29     | x30     |  <- saved stack pointer (16-aligned)
-//!           +-------------------+
-//! ```
-//!
-// ANCHOR_END: suspended_frame
-// ANCHOR: fresh_frame
-//! A fresh fiber's frame has the same shape, filled by `init_stack` so that
-//! `switch_in` "returns" into `trampoline` (its final `br x30`):
-//!
-//! ```text
-//!   top     +-------------------+
-//!   top-8   | fiber's saved sp  |  the link header (see fiber.rs)
-//!   top-16  | resumer's saved sp|
-//!           +-------------------+ <- frame top: sp after the last ldp (16-aligned)
-//!           | d8-d15 = 0        |
-//!           | x22-x28 = 0       |
-//!           | x21 = entry fn    |
-//!           | x20 = stack top   |
-//!           | x19 = entry data  |
-//!           | x29 = 0 | x30 = trampoline |  <- initial sp = top - 176
-//!           +-------------------+
-//! ```
+/*!
+<!-- ANCHOR: suspended_frame -->
+A suspended context, as `switch_in` or `switch_back` leaves it (160 bytes):
 
-// ANCHOR_END: fresh_frame
+```text
+          +-------------------+
+  sp+144  | d14     | d15     |
+  sp+128  | d12     | d13     |
+  sp+112  | d10     | d11     |
+  sp+96   | d8      | d9      |
+  sp+80   | x27     | x28     |
+  sp+64   | x25     | x26     |
+  sp+48   | x23     | x24     |
+  sp+32   | x21     | x22     |
+  sp+16   | x19     | x20     |
+  sp+0    | x29     | x30     |  <- saved stack pointer (16-aligned)
+          +-------------------+
+```
+<!-- ANCHOR_END: suspended_frame -->
+*/
+/*!
+<!-- ANCHOR: fresh_frame -->
+A fresh fiber's frame has the same shape, filled by `init_stack` so that
+`switch_in` "returns" into `trampoline` (its final `br x30`):
+
+```text
+  top     +-------------------+
+  top-8   | fiber's saved sp  |  the link header (see fiber.rs)
+  top-16  | resumer's saved sp|
+          +-------------------+ <- frame top: sp after the last ldp (16-aligned)
+          | d8-d15 = 0        |
+          | x22-x28 = 0       |
+          | x21 = entry fn    |
+          | x20 = stack top   |
+          | x19 = entry data  |
+          | x29 = 0 | x30 = trampoline |  <- initial sp = top - 176
+          +-------------------+
+```
+<!-- ANCHOR_END: fresh_frame -->
+*/
 //!
-// ANCHOR: running_frame
-//! While the fiber runs, its frames grow down from the frame top towards
-//! the guard page, and the resumer is parked inside `switch_in` with its
-//! context saved on its own stack:
-//!
-//! ```text
-//!   fiber's stack                          resumer's stack
-//!   top     +-----------------------+      |  resumer's frames   |
-//!   top-8   | (stale until suspend) |      +---------------------+
-//!   top-16  | resumer's saved sp  --+----->| context saved by    |
-//!           +-----------------------+      | switch_in           |
-//!           | fiber_root's frame    |      +---------------------+
-//!           | the closure's frames  |
-//!           |   ...                 | <- sp
-//!           +-----------------------+
-//!           | guard page (PROT_NONE)|
-//!           +-----------------------+
-//! ```
-// ANCHOR_END: running_frame
+/*!
+<!-- ANCHOR: running_frame -->
+While the fiber runs, its frames grow down from the frame top towards
+the guard page, and the resumer is parked inside `switch_in` with its
+context saved on its own stack:
+
+```text
+  fiber's stack                          resumer's stack
+  top     +-----------------------+      |  resumer's frames   |
+  top-8   | (stale until suspend) |      +---------------------+
+  top-16  | resumer's saved sp  --+----->| context saved by    |
+          +-----------------------+      | switch_in           |
+          | fiber_root's frame    |      +---------------------+
+          | the closure's frames  |
+          |   ...                 | <- sp
+          +-----------------------+
+          | guard page (PROT_NONE)|
+          +-----------------------+
+```
+<!-- ANCHOR_END: running_frame -->
+*/
 use super::{EntryFn, StackPointer};
 
 /// The words of a suspended context from the saved stack pointer upwards.

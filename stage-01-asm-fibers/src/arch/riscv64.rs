@@ -24,80 +24,85 @@
 //! neither; the fiber reaches `switch_out` with `tail`, also neither, and
 //! `switch_out`'s `ret` pops exactly the resumer's `call`.
 //!
-// ANCHOR: suspended_frame
-//! A suspended context, as `switch_in` or `switch_back` leaves it (208 bytes):
+/*!
+<!-- ANCHOR: suspended_frame -->
+A suspended context, as `switch_in` or `switch_back` leaves it (208 bytes):
+
+```text
+          +----------------------------------------+
+  sp+200  | (padding: keeps the frame 16-aligned)  |
+  sp+192  | fs11                                   |
+  sp+184  | fs10                                   |
+  sp+176  | fs9                                    |
+  sp+168  | fs8                                    |
+  sp+160  | fs7                                    |
+  sp+152  | fs6                                    |
+  sp+144  | fs5                                    |
+  sp+136  | fs4                                    |
+  sp+128  | fs3                                    |
+  sp+120  | fs2                                    |
+  sp+112  | fs1                                    |
+  sp+104  | fs0                                    |
+  sp+96   | s11                                    |
+  sp+88   | s10                                    |
+  sp+80   | s9                                     |
+  sp+72   | s8                                     |
+  sp+64   | s7                                     |
+  sp+56   | s6                                     |
+  sp+48   | s5                                     |
+  sp+40   | s4                                     |
+  sp+32   | s3                                     |
+  sp+24   | s2                                     |
+  sp+16   | s1                                     |
+  sp+8    | s0 (frame pointer)                     |
+  sp+0    | ra (resume address)                    |  <- saved stack pointer (16-aligned)
+          +----------------------------------------+
+```
+<!-- ANCHOR_END: suspended_frame -->
+*/
+/*!
+<!-- ANCHOR: fresh_frame -->
+A fresh fiber's frame has the same shape, filled by `init_stack` so that
+`switch_in` continues in `trampoline`:
+
+```text
+  top     +-------------------+
+  top-8   | fiber's saved sp  |  the link header (see fiber.rs)
+  top-16  | resumer's saved sp|
+          +-------------------+ <- frame top: sp after the final addi (16-aligned)
+          | fs0-fs11 = 0      |
+          | s4-s11 = 0        |
+          | s3 = stack top    |
+          | s2 = entry data   |
+          | s1 = entry fn     |
+          | s0 = 0            |  ends the frame-pointer chain
+          | ra = trampoline   |  <- initial sp = top - 224
+          +-------------------+
+```
+<!-- ANCHOR_END: fresh_frame -->
+*/
 //!
-//! ```text
-//!           +----------------------------------------+
-//!   sp+200  | (padding: keeps the frame 16-aligned)  |
-//!   sp+192  | fs11                                   |
-//!   sp+184  | fs10                                   |
-//!   sp+176  | fs9                                    |
-//!   sp+168  | fs8                                    |
-//!   sp+160  | fs7                                    |
-//!   sp+152  | fs6                                    |
-//!   sp+144  | fs5                                    |
-//!   sp+136  | fs4                                    |
-//!   sp+128  | fs3                                    |
-//!   sp+120  | fs2                                    |
-//!   sp+112  | fs1                                    |
-//!   sp+104  | fs0                                    |
-//!   sp+96   | s11                                    |
-//!   sp+88   | s10                                    |
-//!   sp+80   | s9                                     |
-//!   sp+72   | s8                                     |
-//!   sp+64   | s7                                     |
-//!   sp+56   | s6                                     |
-//!   sp+48   | s5                                     |
-//!   sp+40   | s4                                     |
-//!   sp+32   | s3                                     |
-//!   sp+24   | s2                                     |
-//!   sp+16   | s1                                     |
-//!   sp+8    | s0 (frame pointer)                     |
-//!   sp+0    | ra (resume address)                    |  <- saved stack pointer (16-aligned)
-//!           +----------------------------------------+
-//! ```
-//!
-// ANCHOR_END: suspended_frame
-// ANCHOR: fresh_frame
-//! A fresh fiber's frame has the same shape, filled by `init_stack` so that
-//! `switch_in` continues in `trampoline`:
-//!
-//! ```text
-//!   top     +-------------------+
-//!   top-8   | fiber's saved sp  |  the link header (see fiber.rs)
-//!   top-16  | resumer's saved sp|
-//!           +-------------------+ <- frame top: sp after the final addi (16-aligned)
-//!           | fs0-fs11 = 0      |
-//!           | s4-s11 = 0        |
-//!           | s3 = stack top    |
-//!           | s2 = entry data   |
-//!           | s1 = entry fn     |
-//!           | s0 = 0            |  ends the frame-pointer chain
-//!           | ra = trampoline   |  <- initial sp = top - 224
-//!           +-------------------+
-//! ```
-// ANCHOR_END: fresh_frame
-//!
-// ANCHOR: running_frame
-//! While the fiber runs, its frames grow down from the frame top towards
-//! the guard page, and the resumer is parked inside `switch_in` with its
-//! context saved on its own stack:
-//!
-//! ```text
-//!   fiber's stack                          resumer's stack
-//!   top     +-----------------------+      |  resumer's frames   |
-//!   top-8   | (stale until suspend) |      +---------------------+
-//!   top-16  | resumer's saved sp  --+----->| context saved by    |
-//!           +-----------------------+      | switch_in           |
-//!           | fiber_root's frame    |      +---------------------+
-//!           | the closure's frames  |
-//!           |   ...                 | <- sp
-//!           +-----------------------+
-//!           | guard page (PROT_NONE)|
-//!           +-----------------------+
-//! ```
-// ANCHOR_END: running_frame
+/*!
+<!-- ANCHOR: running_frame -->
+While the fiber runs, its frames grow down from the frame top towards
+the guard page, and the resumer is parked inside `switch_in` with its
+context saved on its own stack:
+
+```text
+  fiber's stack                          resumer's stack
+  top     +-----------------------+      |  resumer's frames   |
+  top-8   | (stale until suspend) |      +---------------------+
+  top-16  | resumer's saved sp  --+----->| context saved by    |
+          +-----------------------+      | switch_in           |
+          | fiber_root's frame    |      +---------------------+
+          | the closure's frames  |
+          |   ...                 | <- sp
+          +-----------------------+
+          | guard page (PROT_NONE)|
+          +-----------------------+
+```
+<!-- ANCHOR_END: running_frame -->
+*/
 use super::{EntryFn, StackPointer};
 
 /// The words of a suspended context from the saved stack pointer upwards.

@@ -28,65 +28,69 @@
 //! `jmp`; the fiber leaves through `switch_out`, reached by a `jmp`, whose
 //! `ret` is the one that matches the resumer's `call`.
 //!
-// ANCHOR: suspended_frame
-//! A suspended context (fiber or resumer), as `switch_in` or `switch_back`
-//! leaves it:
-//!
-//! ```text
-//!           +-------------------------+
-//!   sp+56   | resume address          |  pushed by `call switch_in` or by `switch_out`
-//!   sp+48   | rbp                     |
-//!   sp+40   | rbx                     |
-//!   sp+32   | r12                     |
-//!   sp+24   | r13                     |
-//!   sp+16   | r14                     |
-//!   sp+8    | r15                     |
-//!   sp+0    | MXCSR (4) | x87 CW (2)  |  <- saved stack pointer (16-aligned)
-//!           +-------------------------+
-//! ```
-//!
-// ANCHOR_END: suspended_frame
-// ANCHOR: fresh_frame
-//! A fresh fiber's stack is built by `init_stack` so that the very same pops
-//! and jump of `switch_in` land in `trampoline`, with the entry function, its data
-//! and the stack top waiting in callee-saved registers:
-//!
-//! ```text
-//!   top     +-------------------------+
-//!   top-8   | fiber's saved sp        |  the link header (see fiber.rs)
-//!   top-16  | resumer's saved sp      |
-//!           +-------------------------+ <- frame top: rsp once the resume address is popped (16-aligned)
-//!   top-24  | trampoline              |  resume address: `switch_in` jumps here
-//!   top-32  | rbp = 0                 |  ends the frame-pointer chain
-//!   top-40  | rbx = entry function    |
-//!   top-48  | r12 = entry data        |
-//!   top-56  | r13 = stack top         |
-//!   top-64  | r14 = 0                 |
-//!   top-72  | r15 = 0                 |
-//!   top-80  | 0x1F80 | 0x037F         |  default MXCSR and x87 CW  <- initial sp
-//!           +-------------------------+
-//! ```
-//!
-// ANCHOR_END: fresh_frame
-// ANCHOR: running_frame
-//! While the fiber runs, its frames grow down from the frame top towards
-//! the guard page, and the resumer is parked inside `switch_in` with its
-//! context saved on its own stack:
-//!
-//! ```text
-//!   fiber's stack                          resumer's stack
-//!   top     +-----------------------+      |  resumer's frames   |
-//!   top-8   | (stale until suspend) |      +---------------------+
-//!   top-16  | resumer's saved sp  --+----->| context saved by    |
-//!           +-----------------------+      | switch_in           |
-//!           | return to trampoline  |      +---------------------+
-//!           | the closure's frames  |
-//!           |   ...                 | <- rsp
-//!           +-----------------------+
-//!           | guard page (PROT_NONE)|
-//!           +-----------------------+
-//! ```
-// ANCHOR_END: running_frame
+/*!
+<!-- ANCHOR: suspended_frame -->
+A suspended context (fiber or resumer), as `switch_in` or `switch_back`
+leaves it:
+
+```text
+          +-------------------------+
+  sp+56   | resume address          |  pushed by `call switch_in` or by `switch_out`
+  sp+48   | rbp                     |
+  sp+40   | rbx                     |
+  sp+32   | r12                     |
+  sp+24   | r13                     |
+  sp+16   | r14                     |
+  sp+8    | r15                     |
+  sp+0    | MXCSR (4) | x87 CW (2)  |  <- saved stack pointer (16-aligned)
+          +-------------------------+
+```
+<!-- ANCHOR_END: suspended_frame -->
+*/
+/*!
+<!-- ANCHOR: fresh_frame -->
+A fresh fiber's stack is built by `init_stack` so that the very same pops
+and jump of `switch_in` land in `trampoline`, with the entry function, its data
+and the stack top waiting in callee-saved registers:
+
+```text
+  top     +-------------------------+
+  top-8   | fiber's saved sp        |  the link header (see fiber.rs)
+  top-16  | resumer's saved sp      |
+          +-------------------------+ <- frame top: rsp once the resume address is popped (16-aligned)
+  top-24  | trampoline              |  resume address: `switch_in` jumps here
+  top-32  | rbp = 0                 |  ends the frame-pointer chain
+  top-40  | rbx = entry function    |
+  top-48  | r12 = entry data        |
+  top-56  | r13 = stack top         |
+  top-64  | r14 = 0                 |
+  top-72  | r15 = 0                 |
+  top-80  | 0x1F80 | 0x037F         |  default MXCSR and x87 CW  <- initial sp
+          +-------------------------+
+```
+<!-- ANCHOR_END: fresh_frame -->
+*/
+/*!
+<!-- ANCHOR: running_frame -->
+While the fiber runs, its frames grow down from the frame top towards
+the guard page, and the resumer is parked inside `switch_in` with its
+context saved on its own stack:
+
+```text
+  fiber's stack                          resumer's stack
+  top     +-----------------------+      |  resumer's frames   |
+  top-8   | (stale until suspend) |      +---------------------+
+  top-16  | resumer's saved sp  --+----->| context saved by    |
+          +-----------------------+      | switch_in           |
+          | return to trampoline  |      +---------------------+
+          | the closure's frames  |
+          |   ...                 | <- rsp
+          +-----------------------+
+          | guard page (PROT_NONE)|
+          +-----------------------+
+```
+<!-- ANCHOR_END: running_frame -->
+*/
 
 use super::{EntryFn, StackPointer};
 
@@ -209,6 +213,7 @@ unsafe extern "C" fn switch_out() {
 macro_rules! jump_to_switch_out {
     ($switch_out:path, $arg:expr, $load_sp:expr, $save_sp:expr) => {{
         let reply: usize;
+        // ANCHOR: jump_to_switch_out
         core::arch::asm!(
             "lea rax, [rip + 2f]",
             "jmp {switch_out}",
@@ -220,6 +225,7 @@ macro_rules! jump_to_switch_out {
             out("rax") reply, // not `lateout`: written by the `lea` before the jump
             clobber_abi("C"),
         );
+        // ANCHOR_END: jump_to_switch_out
         reply
     }};
 }
