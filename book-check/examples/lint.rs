@@ -12,9 +12,16 @@ fn main() {
     pages.sort();
     let mut count = 0;
     for page in pages {
-        let name = page.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let name = page
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let text = std::fs::read_to_string(&page).unwrap_or_default();
-        println!("{name}: {} words of prose", book_check::lint::prose_words(&text));
+        println!(
+            "{name}: {} words of prose",
+            book_check::lint::prose_words(&text)
+        );
         for problem in book_check::lint::problems(&name, &text) {
             println!("  {problem}");
             count += 1;
