@@ -3,8 +3,12 @@
 //! Every map task, in every worker process, must send a given key to the
 //! same reduce partition, or the key would be counted in two output files.
 //! So the hash must be the same in every process: std's `HashMap` hasher is
-//! seeded at random per process and is no good here. FNV-1a is tiny, fixed
-//! and fast on the short keys a word count produces:
+//! seeded at random per process and is no good here. `DefaultHasher::new()`
+//! is not seeded, but its algorithm is unspecified and may change between
+//! Rust releases, so binaries built by different toolchains could disagree.
+//! FNV-1a is a specified hash (published algorithm and test values) that
+//! every binary computes alike; it is also tiny and fast on the short keys
+//! a word count produces:
 //!
 //! ```text
 //!   hash = OFFSET

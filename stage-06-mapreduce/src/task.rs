@@ -13,9 +13,10 @@
 //!                  ascending order ─► mr-out-R
 //! ```
 //!
-//! This is the paper's sort-based shuffle: because every run is sorted, the
-//! reduce side sees each key's values together and in key order without
-//! building a table of all its keys.
+//! This is Hadoop's sort-based shuffle (the paper instead sorts on the reduce
+//! side after fetching, its section 3.1 step 5): because every run is
+//! sorted, the reduce side sees each key's values together and in key order
+//! without building a table of all its keys.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
