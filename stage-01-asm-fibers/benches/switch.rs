@@ -9,12 +9,13 @@
 //! | id | what one iteration does |
 //! |---|---|
 //! | `switch/ours` | resume + suspend of a default fiber (own MXCSR and x87 CW) |
-//! | `switch/ours_shared_fp` | the same with `FpControl::Shared` |
+//! | `switch/ours_shared_fp` | the same with a `SharedFp` fiber |
 //! | `switch/ours_arch_only` | the same through `arch::switch_in`/`switch_back` alone, no `Fiber` |
 //! | `switch/corosensei` | the same with corosensei's `Coroutine` |
 //! | `switch/os_thread` | a token to another thread and back over rendezvous channels |
 //! | `fp_control/save_restore` | one save and one restore of MXCSR and the x87 CW (x86-64) |
 
+use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::mpsc;
 use std::thread;
@@ -23,7 +24,7 @@ use std::time::Duration;
 use std::ptr;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use fibers::{Fiber, FpControl, Stack, Suspender, arch};
+use fibers::{Fiber, FpControl, PerFiberFp, SharedFp, Stack, Suspender, arch};
 
 /// A fiber driven by `arch` alone, for `switch/ours_arch_only`.
 mod bare {
@@ -47,12 +48,13 @@ mod bare {
     }
 }
 
-fn counter(fp_control: FpControl) -> Fiber<u64, u64> {
+/// Answers every resume with its input plus one, for ever (its return type
+/// says so: `Infallible`, as corosensei's closure below infers `!`).
+fn counter<Fp: FpControl>() -> Fiber<u64, u64, Infallible, Fp> {
     let stack = Stack::new(Stack::DEFAULT_SIZE).unwrap();
     Fiber::with_fp_control(
         stack,
-        fp_control,
-        |suspender: &Suspender<u64, u64>, mut n: u64| {
+        |suspender: &Suspender<u64, u64, Fp>, mut n: u64| -> Infallible {
             loop {
                 n = suspender.suspend(n + 1);
             }
@@ -67,12 +69,12 @@ fn switch(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1));
 
     group.bench_function("ours", |b| {
-        let mut fiber = counter(FpControl::PerFiber);
+        let mut fiber = counter::<PerFiberFp>();
         b.iter(|| black_box(fiber.resume(black_box(1))));
     });
 
     group.bench_function("ours_shared_fp", |b| {
-        let mut fiber = counter(FpControl::Shared);
+        let mut fiber = counter::<SharedFp>();
         b.iter(|| black_box(fiber.resume(black_box(1))));
     });
 
@@ -106,12 +108,13 @@ fn switch(c: &mut Criterion) {
     });
 
     group.bench_function("corosensei", |b| {
-        let mut coroutine =
-            corosensei::Coroutine::new(|yielder: &corosensei::Yielder<u64, u64>, mut n: u64| {
+        let mut coroutine = corosensei::Coroutine::new(
+            |yielder: &corosensei::Yielder<u64, u64>, mut n: u64| -> Infallible {
                 loop {
                     n = yielder.suspend(n + 1);
                 }
-            });
+            },
+        );
         b.iter(|| black_box(coroutine.resume(black_box(1))));
     });
 

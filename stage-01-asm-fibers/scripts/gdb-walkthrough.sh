@@ -1,5 +1,6 @@
 #!/bin/sh
-# Steps through a fiber's first switch_in in gdb (batch mode) and writes the
+# Steps through a fiber's first switch (switch_in, which calls the naked
+# enter_fiber) in gdb (batch mode) and writes the
 # transcript the book shows, so that it always matches the code.
 #
 #   stage-01-asm-fibers/scripts/gdb-walkthrough.sh [OUTPUT]
@@ -20,9 +21,9 @@ exe=${CARGO_TARGET_DIR:-$root/target}/debug/examples/first_resume
 
 # Naked functions have no debug information, only a symbol whose name ends
 # in a hash: look it up first.
-switch_in=$(gdb -q -nx -batch -ex 'info functions ^fibers::arch::x86_64::switch_in::h' "$exe" 2>/dev/null |
-    awk '/^0x.*switch_in::h/ { print $2 }')
-[ -n "$switch_in" ] || { echo "no symbol fibers::arch::x86_64::switch_in in $exe" >&2; exit 1; }
+enter_fiber=$(gdb -q -nx -batch -ex 'info functions ^fibers::arch::x86_64::enter_fiber::h' "$exe" 2>/dev/null |
+    awk '/^0x.*enter_fiber::h/ { print $2 }')
+[ -n "$enter_fiber" ] || { echo "no symbol fibers::arch::x86_64::enter_fiber in $exe" >&2; exit 1; }
 
 commands=$(mktemp)
 trap 'rm -f "$commands"' EXIT
@@ -31,18 +32,18 @@ set pagination off
 set confirm off
 set disassembly-flavor intel
 set print symbol on
-break '$switch_in'
+break '$enter_fiber'
 run
-echo \n# Stopped at the first switch_in. rdi = arg, rsi = the fiber's saved sp, rdx = where ours goes:\n
+echo \n# Stopped in enter_fiber, called by the first switch_in. rdi = arg, rsi = the fiber's saved sp, rdx = where ours goes:\n
 info registers rdi rsi rdx rsp
-echo \n# The fresh frame at rsi, lowest word first (control words, r15, r14, r13, r12, rbx, rbp, resume address):\n
-x/8gx \$rsi
+echo \n# The fresh frame at rsi, lowest word first (control words, rbx, rbp, resume address, then data and top for the trampoline):\n
+x/6gx \$rsi
 echo \n# Step through the save of the resumer's side:\n
 display/i \$pc
 display/x \$rsp
-stepi 10
+stepi 6
 echo \n# The resumer's suspended frame, lowest word first: compare with the suspended-frame diagram:\n
-x/8gx \$rsp
+x/4gx \$rsp
 echo \n# Now onto the fiber's stack, and pop its forged frame:\n
 stepi
 stepi
@@ -53,11 +54,8 @@ stepi
 stepi
 stepi
 stepi
-stepi
-stepi
-stepi
-echo \n# In the trampoline: three moves put entry's arguments in place, then it calls rbx:\n
-stepi 4
+echo \n# In the trampoline: one move and two pops put entry's arguments in place, then it calls rbx:\n
+stepi 3
 info registers rdi rsi rdx rbx
 echo \n# The call enters the fiber's root with rsp + 8 a multiple of 16; on top, the return to the ud2:\n
 stepi

@@ -26,9 +26,19 @@
 //!   top-16  resumer's saved stack pointer  (written when the fiber is resumed)
 //! ```
 //!
-//! Values cross the switch as a pointer to an `Option<T>` on the sender's
-//! stack: the receiver `take`s it at once, while the sender is still
-//! suspended inside `switch` and its stack cannot change.
+//! Values cross the switch as a pointer to a `Message<T>` on the sender's
+//! stack: the receiver moves the value out at once, while the sender is
+//! still suspended inside the switch and its stack cannot change. The
+//! sender never drops it, so each value is owned by exactly one side. The
+//! pointer itself carries the rest, so neither side reads memory to learn
+//! what kind of message it got:
+//!
+//! ```text
+//!   resumer -> fiber   &Message<Input>           resume with this input
+//!                      0 (UNWIND)                unwind your stack and end
+//!   fiber -> resumer   &Message<Yield>           suspended with this value
+//!                      &Message<Ending> | 1      ended (returned, panicked, unwound)
+//! ```
 
 use std::any::Any;
 use std::cell::Cell;
@@ -42,7 +52,10 @@ use std::ptr;
 use crate::arch::{self, StackPointer};
 use crate::stack::Stack;
 
-/// Whether a fiber carries its own floating-point control state.
+/// Whether a fiber carries its own floating-point control state: a type,
+/// [`PerFiberFp`] (the default) or [`SharedFp`], chosen when the fiber is
+/// built, so that every switch is compiled for its kind with no test at run
+/// time.
 ///
 /// On x86-64 the System V ABI makes the control bits of MXCSR and the x87
 /// control word callee-saved, so by default each fiber keeps its own (a
@@ -52,16 +65,36 @@ use crate::stack::Stack;
 /// instead, as corosensei's coroutines do, and switch faster.
 ///
 /// On AArch64 and RISC-V, FPCR and fcsr are thread state in the ABI and are
-/// never switched: both choices behave as `Shared`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum FpControl {
-    /// The fiber keeps its own control words (x86-64), starting from the
-    /// defaults.
-    #[default]
-    PerFiber,
-    /// The fiber uses whatever control words the thread has when it is
-    /// resumed, and a change it makes is seen by its resumer.
-    Shared,
+/// never switched: both kinds behave as `SharedFp`.
+pub trait FpControl: sealed::Sealed + 'static {
+    /// Whether the switch saves and loads the control words.
+    const PER_FIBER: bool;
+}
+
+/// The fiber keeps its own control words (x86-64), starting from the
+/// defaults. Built by `Fiber::new` and `Fiber::with_stack`.
+#[derive(Debug)]
+pub enum PerFiberFp {}
+
+/// The fiber uses whatever control words the thread has when it is
+/// resumed, and a change it makes is seen by its resumer. Built by
+/// `Fiber::with_shared_fp`.
+#[derive(Debug)]
+pub enum SharedFp {}
+
+impl FpControl for PerFiberFp {
+    const PER_FIBER: bool = true;
+}
+
+impl FpControl for SharedFp {
+    const PER_FIBER: bool = false;
+}
+
+mod sealed {
+    /// Only the two kinds above: the switch knows no other.
+    pub trait Sealed {}
+    impl Sealed for super::PerFiberFp {}
+    impl Sealed for super::SharedFp {}
 }
 
 /// What `resume` hands back: the fiber either suspended with a value or
@@ -74,7 +107,7 @@ pub enum FiberResult<Yield, Return> {
     Return(Return),
 }
 
-/// The resumer's messages to the fiber.
+/// The resumer's messages to the fiber, as the fiber decodes them.
 enum Command<Input> {
     /// Carry on, and here is the value `suspend` (or the closure) receives.
     Resume(Input),
@@ -98,7 +131,6 @@ struct ForcedUnwind;
 struct Start<F> {
     closure: F,
     bottom: *mut u8,
-    fp_control: FpControl,
 }
 
 /// Size of the link header at the top of every fiber stack.
@@ -112,15 +144,61 @@ fn resumer_sp_slot(top: *mut u8) -> *mut StackPointer {
     top.wrapping_sub(16).cast()
 }
 
-/// Takes the value a message pointer points to.
+/// A value on its way across a switch. At least 2-aligned, so the low bit
+/// of a pointer to it is free to mark an ending.
+#[repr(C)]
+struct Message<T> {
+    value: ManuallyDrop<T>,
+    _even: [u16; 0],
+}
+
+impl<T> Message<T> {
+    #[inline(always)]
+    fn new(value: T) -> Self {
+        Message {
+            value: ManuallyDrop::new(value),
+            _even: [],
+        }
+    }
+
+    /// The word to hand to the switch.
+    #[inline(always)]
+    fn as_word(&mut self) -> usize {
+        ptr::from_mut(self) as usize
+    }
+}
+
+/// The resumer's word for "unwind": no message is ever at address 0.
+const UNWIND: usize = 0;
+
+/// Set in the fiber's last reply, which points at its `Ending`.
+const ENDED: usize = 1;
+
+/// Moves the value out of a message word (its `ENDED` bit ignored).
 ///
 /// # Safety
-/// `message` must come from a `switch` whose sender passed a pointer to a
-/// live `Option<T>` of exactly this `T`.
-unsafe fn take_message<T>(message: usize) -> T {
+/// `word` must come from a switch whose sender made it with
+/// `Message::<T>::as_word` (of exactly this `T`) on a live message that it
+/// will never touch again; and each message must be received exactly once.
+#[inline(always)]
+unsafe fn receive<T>(word: usize) -> T {
+    let message = (word & !ENDED) as *mut Message<T>;
     // SAFETY: guaranteed by the caller.
-    let slot = unsafe { &mut *(message as *mut Option<T>) };
-    slot.take().expect("a fiber message is taken exactly once")
+    unsafe { ManuallyDrop::take(&mut (*message).value) }
+}
+
+/// Decodes the resumer's word.
+///
+/// # Safety
+/// As for `receive`, for a word that `switch_in_with` sent.
+#[inline(always)]
+unsafe fn receive_command<Input>(word: usize) -> Command<Input> {
+    if word == UNWIND {
+        Command::Unwind
+    } else {
+        // SAFETY: the caller's promise.
+        Command::Resume(unsafe { receive::<Input>(word) })
+    }
 }
 
 /// Marks a fiber's types as used and the fiber itself as `!Send` (the raw
@@ -146,19 +224,21 @@ type FiberMarker<Input, Yield, Return> =
 ///     fiber // error: lifetime may not live long enough
 /// }
 /// ```
-pub struct Fiber<Input = (), Yield = (), Return = ()> {
+pub struct Fiber<Input = (), Yield = (), Return = (), Fp: FpControl = PerFiberFp> {
+    /// `stack.top()`, kept at hand: every switch starts from it.
+    top: *mut u8,
     stack: Stack,
     finished: bool,
-    fp_control: FpControl,
     _marker: FiberMarker<Input, Yield, Return>,
+    _fp: PhantomData<Fp>,
 }
 
-impl<Input, Yield, Return> fmt::Debug for Fiber<Input, Yield, Return> {
+impl<Input, Yield, Return, Fp: FpControl> fmt::Debug for Fiber<Input, Yield, Return, Fp> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Fiber")
             .field("stack", &self.stack)
             .field("finished", &self.finished)
-            .field("fp_control", &self.fp_control)
+            .field("fp_control_per_fiber", &Fp::PER_FIBER)
             .finish()
     }
 }
@@ -181,37 +261,54 @@ impl<Input, Yield, Return> Fiber<Input, Yield, Return> {
     where
         F: FnOnce(&Suspender<Input, Yield>, Input) -> Return + 'static,
     {
-        Self::with_fp_control(stack, FpControl::PerFiber, f)
+        Self::with_fp_control(stack, f)
     }
+}
 
-    /// Creates a fiber that will run `f` on `stack`, keeping its own
-    /// floating-point control state or sharing the thread's (see
-    /// [`FpControl`]).
-    pub fn with_fp_control<F>(stack: Stack, fp_control: FpControl, f: F) -> Self
+impl<Input, Yield, Return> Fiber<Input, Yield, Return, SharedFp> {
+    /// Creates a fiber that will run `f` on `stack` and share the thread's
+    /// floating-point control state (see [`FpControl`]).
+    pub fn with_shared_fp<F>(stack: Stack, f: F) -> Self
     where
-        F: FnOnce(&Suspender<Input, Yield>, Input) -> Return + 'static,
+        F: FnOnce(&Suspender<Input, Yield, SharedFp>, Input) -> Return + 'static,
+    {
+        Self::with_fp_control(stack, f)
+    }
+}
+
+impl<Input, Yield, Return, Fp: FpControl> Fiber<Input, Yield, Return, Fp> {
+    /// Creates a fiber of the kind `Fp` (named by the caller, e.g.
+    /// `Fiber::<(), u64, (), SharedFp>::with_fp_control(stack, f)`) that
+    /// will run `f` on `stack`.
+    pub fn with_fp_control<F>(stack: Stack, f: F) -> Self
+    where
+        F: FnOnce(&Suspender<Input, Yield, Fp>, Input) -> Return + 'static,
     {
         let top = stack.top();
         let start = Start {
             closure: f,
             bottom: stack.bottom(),
-            fp_control,
         };
         let start = Box::into_raw(Box::new(start)).cast::<u8>();
         // SAFETY: the stack is ours and unused; the header and the initial
         // frame fit in its first page, which every stack has.
         unsafe {
             let frame_top = top.sub(LINK_HEADER);
-            let initial_sp =
-                arch::init_stack(frame_top, fiber_root::<F, Input, Yield, Return>, start, top);
+            let initial_sp = arch::init_stack(
+                frame_top,
+                fiber_root::<F, Input, Yield, Return, Fp>,
+                start,
+                top,
+            );
             fiber_sp_slot(top).write(initial_sp);
             resumer_sp_slot(top).write(ptr::null_mut());
         }
         Fiber {
+            top,
             stack,
             finished: false,
-            fp_control,
             _marker: PhantomData,
+            _fp: PhantomData,
         }
     }
     // ANCHOR_END: with_stack
@@ -225,46 +322,67 @@ impl<Input, Yield, Return> Fiber<Input, Yield, Return> {
     /// When the fiber has already finished (returned or panicked).
     #[inline(always)]
     pub fn resume(&mut self, input: Input) -> FiberResult<Yield, Return> {
-        assert!(!self.finished, "resumed a fiber that has already finished");
-        match self.switch_in(Command::Resume(input)) {
-            Ok(value) => FiberResult::Yield(value),
-            Err(Ending::Returned(value)) => FiberResult::Return(value),
-            Err(Ending::Panicked(payload)) => panic::resume_unwind(payload),
-            Err(Ending::Unwound) => unreachable!("a fiber unwinds only when asked to"),
+        if self.finished {
+            resumed_after_it_finished();
+        }
+        let mut message = Message::new(input);
+        let reply = self.switch_in_with(message.as_word());
+        if reply & ENDED != 0 {
+            // SAFETY: the fiber has ended, so the reply is its ending.
+            return unsafe { self.ended(reply) };
+        }
+        // SAFETY: a fiber that has not ended replies with a yield.
+        FiberResult::Yield(unsafe { receive::<Yield>(reply) })
+    }
+
+    /// What `resume` returns once the fiber has ended: out of line, so that
+    /// the common path (a yield) stays short.
+    ///
+    /// # Safety
+    /// `reply` is the fiber's ending message.
+    #[cold]
+    #[inline(never)]
+    unsafe fn ended(&mut self, reply: usize) -> FiberResult<Yield, Return> {
+        self.finished = true;
+        // SAFETY: the caller's promise.
+        match unsafe { receive::<Ending<Return>>(reply) } {
+            Ending::Returned(value) => FiberResult::Return(value),
+            Ending::Panicked(payload) => panic::resume_unwind(payload),
+            Ending::Unwound => unreachable!("a fiber unwinds only when asked to"),
         }
     }
 
-    /// Switches into the fiber with `command` and comes back with either a
-    /// suspended value (`Ok`) or how the fiber ended (`Err`).
+    /// Asks the fiber to unwind and comes back with either a value it
+    /// suspended with anyway (`Ok`) or how it ended (`Err`).
+    fn switch_in_to_unwind(&mut self) -> Result<Yield, Ending<Return>> {
+        let reply = self.switch_in_with(UNWIND);
+        // SAFETY: an ended fiber's reply is its ending; otherwise a yield.
+        unsafe {
+            if reply & ENDED != 0 {
+                self.finished = true;
+                Err(receive::<Ending<Return>>(reply))
+            } else {
+                Ok(receive::<Yield>(reply))
+            }
+        }
+    }
+
+    /// Switches into the fiber with `word` (a message, or `UNWIND`), and
+    /// returns the fiber's reply.
     #[inline(always)]
-    fn switch_in(&mut self, command: Command<Input>) -> Result<Yield, Ending<Return>> {
-        let top = self.stack.top();
-        let mut message = Some(command);
+    fn switch_in_with(&mut self, word: usize) -> usize {
+        let top = self.top;
         // SAFETY: the fiber is not finished, so its saved stack pointer is
         // either the fresh frame or the context saved by its last suspend,
-        // on a stack we own; `message` lives until the fiber has taken it.
-        let reply = unsafe {
-            let (arg, load_sp, save_sp) = (
-                &raw mut message as usize,
+        // on a stack we own; a message behind `word` lives until the fiber
+        // has received it.
+        unsafe {
+            arch::switch_in_fp(
+                word,
                 fiber_sp_slot(top).read(),
                 resumer_sp_slot(top),
-            );
-            // Two direct calls, not a call through a chosen pointer: the
-            // branch is predicted, an indirect call costs a little more.
-            match self.fp_control {
-                FpControl::PerFiber => arch::switch_in(arg, load_sp, save_sp),
-                FpControl::Shared => arch::switch_in_shared_fp(arg, load_sp, save_sp),
-            }
-        };
-        // SAFETY: the fiber's root clears the fiber's saved stack pointer
-        // before it sends its ending; otherwise the message is a yield.
-        unsafe {
-            if fiber_sp_slot(top).read().is_null() {
-                self.finished = true;
-                Err(take_message::<Ending<Return>>(reply))
-            } else {
-                Ok(take_message::<Yield>(reply))
-            }
+                Fp::PER_FIBER,
+            )
         }
     }
     // ANCHOR_END: resume
@@ -310,7 +428,7 @@ impl<Input, Yield, Return> Fiber<Input, Yield, Return> {
     /// destructor during cleanup"). Never suspend in `Drop`.
     fn unwind(&mut self) {
         while !self.finished {
-            match self.switch_in(Command::Unwind) {
+            match self.switch_in_to_unwind() {
                 // The fiber caught the unwind and suspended again: every
                 // suspend during an unwind raises it anew, so keep asking.
                 Ok(value) => drop(value),
@@ -324,30 +442,9 @@ impl<Input, Yield, Return> Fiber<Input, Yield, Return> {
     // ANCHOR_END: unwind
 }
 
-impl<Input, Yield, Return> Drop for Fiber<Input, Yield, Return> {
+impl<Input, Yield, Return, Fp: FpControl> Drop for Fiber<Input, Yield, Return, Fp> {
     fn drop(&mut self) {
         self.unwind();
-    }
-}
-
-/// The fiber's half of the switch that matches its resumer's.
-///
-/// # Safety
-/// As for `arch::switch_back`; `fp_control` is the fiber's own.
-#[inline(always)]
-unsafe fn switch_back(
-    fp_control: FpControl,
-    arg: usize,
-    load_sp: StackPointer,
-    save_sp: *mut StackPointer,
-) -> usize {
-    // SAFETY: the caller's promises; the resumer used the switch_in of the
-    // same kind, so the frames match.
-    unsafe {
-        match fp_control {
-            FpControl::PerFiber => arch::switch_back(arg, load_sp, save_sp),
-            FpControl::Shared => arch::switch_back_shared_fp(arg, load_sp, save_sp),
-        }
     }
 }
 
@@ -360,34 +457,31 @@ unsafe fn switch_back(
 /// # Safety
 /// Called only by `trampoline`, with the message of the first resume, the
 /// `Start` boxed by `with_stack`, and the top of the fiber's stack.
-unsafe extern "C" fn fiber_root<F, Input, Yield, Return>(
+unsafe extern "C" fn fiber_root<F, Input, Yield, Return, Fp: FpControl>(
     first: usize,
     start: *mut u8,
     top: *mut u8,
 ) -> !
 where
-    F: FnOnce(&Suspender<Input, Yield>, Input) -> Return,
+    F: FnOnce(&Suspender<Input, Yield, Fp>, Input) -> Return,
 {
     // SAFETY: `with_stack` boxed a Start<F>; the first message is a Command<Input>.
     let (start, command) = unsafe {
         (
             Box::from_raw(start.cast::<Start<F>>()),
-            take_message::<Command<Input>>(first),
+            receive_command::<Input>(first),
         )
     };
-    let Start {
-        closure,
-        bottom,
-        fp_control,
-    } = *start;
+    let Start { closure, bottom } = *start;
     let ending = match command {
         Command::Resume(input) => {
             let suspender = Suspender {
                 top,
                 bottom,
-                fp_control,
+                usable_size: top as usize - bottom as usize,
                 unwinding: Cell::new(false),
                 _marker: PhantomData,
+                _fp: PhantomData,
             };
             match panic::catch_unwind(AssertUnwindSafe(|| closure(&suspender, input))) {
                 Ok(value) => Ending::Returned(value),
@@ -406,19 +500,21 @@ where
             Err(payload) => Ending::Panicked(payload),
         },
     };
-    let mut message = Some(ending);
+    let mut message = Message::new(ending);
     let mut never_resumed: StackPointer = ptr::null_mut();
     // SAFETY: everything this frame owned has been moved into `message`,
-    // which the resumer takes at once. The null fiber stack pointer tells it
-    // that this message is an ending; the resumer's context was saved by the
-    // switch that brought us here.
+    // which the resumer takes at once: the ENDED bit tells it that this
+    // message is an ending (and the null saved stack pointer tells
+    // `saved_stack_pointer` there is nothing left to resume). The resumer's
+    // context was saved by the switch that brought us here, of this fiber's
+    // kind.
     unsafe {
         fiber_sp_slot(top).write(ptr::null_mut());
-        switch_back(
-            fp_control,
-            &raw mut message as usize,
+        arch::switch_back_fp(
+            message.as_word() | ENDED,
             resumer_sp_slot(top).read(),
             &raw mut never_resumed,
+            Fp::PER_FIBER,
         );
     }
     unreachable!("a finished fiber is never resumed")
@@ -427,19 +523,23 @@ where
 
 /// The fiber's side of the link: passed to the fiber's closure, it lets the
 /// fiber suspend from any call depth.
-pub struct Suspender<Input, Yield> {
+///
+/// `Fp` is the fiber's kind of floating-point control state, so that
+/// `suspend` makes the switch its resumer's switch pairs with.
+pub struct Suspender<Input, Yield, Fp: FpControl = PerFiberFp> {
     top: *mut u8,
     /// The lowest usable address of the fiber's stack: `suspend` checks
     /// that it runs between `bottom` and `top`.
     bottom: *mut u8,
-    /// Which switch the fiber's resumer used, so `suspend` uses its pair.
-    fp_control: FpControl,
+    /// `top - bottom`.
+    usable_size: usize,
     /// Set once `suspend` has been told to unwind the fiber.
     unwinding: Cell<bool>,
     _marker: PhantomData<fn(Yield) -> Input>,
+    _fp: PhantomData<Fp>,
 }
 
-impl<Input, Yield> fmt::Debug for Suspender<Input, Yield> {
+impl<Input, Yield, Fp: FpControl> fmt::Debug for Suspender<Input, Yield, Fp> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Suspender")
             .field("stack_top", &self.top)
@@ -447,7 +547,7 @@ impl<Input, Yield> fmt::Debug for Suspender<Input, Yield> {
     }
 }
 
-impl<Input, Yield> Suspender<Input, Yield> {
+impl<Input, Yield, Fp: FpControl> Suspender<Input, Yield, Fp> {
     // ANCHOR: suspend
     /// Hands `value` to the resumer and sleeps until the next `resume`,
     /// whose input is returned.
@@ -461,24 +561,27 @@ impl<Input, Yield> Suspender<Input, Yield> {
     /// the fiber would be saved in the middle of another fiber's stack.
     #[inline(always)]
     pub fn suspend(&self, value: Yield) -> Input {
-        let mut message = Some(value);
+        let mut message = Message::new(value);
         let here = &raw const message as usize;
-        if !(self.bottom as usize..self.top as usize).contains(&here) {
+        // One unsigned comparison: an address below `bottom` wraps around
+        // to a huge offset.
+        if here.wrapping_sub(self.bottom as usize) >= self.usable_size {
             called_outside_its_fiber();
         }
         // SAFETY: we run on the fiber's stack (checked above), so the fiber
         // is the one running and its resumer is suspended inside
-        // `switch_in`, with its saved stack pointer in the header.
+        // `switch_in`, with its saved stack pointer in the header; the
+        // resumer's switch was of the same kind.
         let reply = unsafe {
-            switch_back(
-                self.fp_control,
-                &raw mut message as usize,
+            arch::switch_back_fp(
+                message.as_word(),
                 resumer_sp_slot(self.top).read(),
                 fiber_sp_slot(self.top),
+                Fp::PER_FIBER,
             )
         };
         // SAFETY: the resumer always sends a Command<Input>.
-        match unsafe { take_message::<Command<Input>>(reply) } {
+        match unsafe { receive_command::<Input>(reply) } {
             Command::Resume(input) => input,
             Command::Unwind => {
                 self.unwinding.set(true);
@@ -487,6 +590,13 @@ impl<Input, Yield> Suspender<Input, Yield> {
         }
     }
     // ANCHOR_END: suspend
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn resumed_after_it_finished() -> ! {
+    panic!("resumed a fiber that has already finished")
 }
 
 #[cold]

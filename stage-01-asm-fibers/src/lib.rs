@@ -11,7 +11,7 @@
 //! |---|---|
 //! | [`stack`] | [`Stack`]: memory from `mmap` with a guard page below it |
 //! | [`arch`] | `switch_in`/`switch_back` and `init_stack` in assembly, one file per ISA |
-//! | [`fiber`] | [`Fiber`], [`Suspender`], [`FiberResult`], [`FpControl`]: the safe API |
+//! | [`fiber`] | [`Fiber`], [`Suspender`], [`FiberResult`], [`FpControl`] ([`PerFiberFp`], [`SharedFp`]): the safe API |
 //! | `overflow` | the SIGSEGV handler that reports a fiber stack overflow |
 //!
 //! ```
@@ -33,5 +33,5 @@ pub mod fiber;
 mod overflow;
 pub mod stack;
 
-pub use fiber::{Fiber, FiberResult, FpControl, Suspender};
+pub use fiber::{Fiber, FiberResult, FpControl, PerFiberFp, SharedFp, Suspender};
 pub use stack::Stack;

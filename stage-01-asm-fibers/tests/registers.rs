@@ -8,7 +8,7 @@
 
 use std::ffi::c_void;
 
-use fibers::{Fiber, FiberResult, FpControl, Stack, Suspender};
+use fibers::{Fiber, FiberResult, FpControl, PerFiberFp, SharedFp, Stack, Suspender};
 
 #[cfg(target_arch = "x86_64")]
 mod isa {
@@ -61,7 +61,7 @@ mod isa {
     }
 
     /// Leaves out the control words, which a fiber with
-    /// `FpControl::Shared` shares with its resumer.
+    /// `SharedFp` shares with its resumer.
     pub fn without_fp_control(mut s: Sentinels) -> Sentinels {
         s.mxcsr = 0;
         s.x87_control = 0;
@@ -428,45 +428,43 @@ fn assert_registers_survived(seen: Sentinels, expected: Sentinels, whose: &str) 
     );
 }
 
-type SentinelFiber = Fiber<(), (), Sentinels>;
+type SentinelFiber<Fp> = Fiber<(), (), Sentinels, Fp>;
 
-extern "C" fn suspend_once(suspender: *mut c_void) {
+extern "C" fn suspend_once<Fp: FpControl>(suspender: *mut c_void) {
     // SAFETY: the fiber below passes a pointer to its own live Suspender.
-    let suspender = unsafe { &*(suspender as *const Suspender<(), ()>) };
+    let suspender = unsafe { &*(suspender as *const Suspender<(), (), Fp>) };
     suspender.suspend(());
 }
 
-struct Resumer {
-    fiber: SentinelFiber,
+struct Resumer<Fp: FpControl> {
+    fiber: SentinelFiber<Fp>,
     last: Option<FiberResult<(), Sentinels>>,
 }
 
-extern "C" fn resume_once(resumer: *mut c_void) {
+extern "C" fn resume_once<Fp: FpControl>(resumer: *mut c_void) {
     // SAFETY: the test passes a pointer to its own live Resumer.
-    let resumer = unsafe { &mut *(resumer as *mut Resumer) };
+    let resumer = unsafe { &mut *(resumer as *mut Resumer<Fp>) };
     resumer.last = Some(resumer.fiber.resume(()));
 }
 
 /// Sets sentinels from assembly on the resumer's side, resumes a fiber that
 /// sets its own sentinels and suspends, and returns what each side finds
 /// in its registers when it gets control back.
-fn round_trip(
-    fp_control: FpControl,
+fn round_trip<Fp: FpControl>(
     resumer_values: [Sentinels; 2],
     fiber_values: Sentinels,
 ) -> ([Sentinels; 2], Sentinels) {
     let stack = Stack::new(Stack::DEFAULT_SIZE).unwrap();
-    let fiber = Fiber::with_fp_control(
+    let fiber = SentinelFiber::<Fp>::with_fp_control(
         stack,
-        fp_control,
-        move |suspender: &Suspender<(), ()>, ()| {
+        move |suspender: &Suspender<(), (), Fp>, ()| {
             let mut seen = Sentinels::default();
             // SAFETY: both pointers are to live locals; suspend_once gets our Suspender.
             unsafe {
                 with_sentinels(
                     &fiber_values,
                     &mut seen,
-                    suspend_once,
+                    suspend_once::<Fp>,
                     suspender as *const _ as *mut c_void,
                 );
             }
@@ -481,8 +479,8 @@ fn round_trip(
             with_sentinels(
                 values,
                 seen,
-                resume_once,
-                &mut resumer as *mut Resumer as *mut c_void,
+                resume_once::<Fp>,
+                &mut resumer as *mut Resumer<Fp> as *mut c_void,
             )
         };
     }
@@ -496,7 +494,7 @@ fn round_trip(
 fn callee_saved_registers_survive_a_round_trip_into_a_fiber_that_overwrites_them() {
     let resumer_values = [sentinels(0xA1, 3), sentinels(0xA2, 1)];
     let fiber_values = sentinels(0xF0, 2);
-    let (resumer_seen, fiber_seen) = round_trip(FpControl::PerFiber, resumer_values, fiber_values);
+    let (resumer_seen, fiber_seen) = round_trip::<PerFiberFp>(resumer_values, fiber_values);
     assert_registers_survived(
         comparable(resumer_seen[0]),
         comparable(resumer_values[0]),
@@ -518,7 +516,7 @@ fn callee_saved_registers_survive_a_round_trip_into_a_fiber_that_overwrites_them
 fn callee_saved_registers_survive_a_round_trip_into_a_fiber_that_shares_fp_control() {
     let resumer_values = [sentinels(0xB1, 3), sentinels(0xB2, 1)];
     let fiber_values = sentinels(0xE0, 2);
-    let (resumer_seen, fiber_seen) = round_trip(FpControl::Shared, resumer_values, fiber_values);
+    let (resumer_seen, fiber_seen) = round_trip::<SharedFp>(resumer_values, fiber_values);
     for (i, (seen, set)) in resumer_seen.iter().zip(&resumer_values).enumerate() {
         assert_registers_survived(
             without_fp_control(*seen),
@@ -615,15 +613,12 @@ mod floating_point_control {
     fn a_fiber_that_shares_fp_control_changes_the_threads_rounding_mode() {
         let before = read_mxcsr();
         let stack = Stack::new(Stack::DEFAULT_SIZE).unwrap();
-        let mut fiber = Fiber::with_fp_control(
-            stack,
-            FpControl::Shared,
-            |suspender: &Suspender<(), u32>, ()| {
+        let mut fiber =
+            Fiber::with_shared_fp(stack, |suspender: &Suspender<(), u32, SharedFp>, ()| {
                 let inherited = read_mxcsr();
                 write_mxcsr(inherited | ROUND_TOWARD_ZERO);
                 suspender.suspend(inherited);
-            },
-        );
+            });
         let FiberResult::Yield(inherited) = fiber.resume(()) else {
             panic!("fiber should suspend")
         };

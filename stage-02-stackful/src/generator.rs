@@ -27,7 +27,7 @@ use std::io;
 use std::iter::FusedIterator;
 use std::mem::ManuallyDrop;
 
-use fibers::{Fiber, FiberResult, FpControl, Stack, Suspender};
+use fibers::{Fiber, FiberResult, SharedFp, Stack, Suspender};
 
 use crate::scheduler::NestedFiberGuard;
 
@@ -43,7 +43,7 @@ pub enum GeneratorState<Y, R> {
 // ANCHOR: yielder
 /// Passed to the generator's closure; hand it down to any depth of calls.
 pub struct Yielder<'a, Y> {
-    suspender: &'a Suspender<(), Y>,
+    suspender: &'a Suspender<(), Y, SharedFp>,
 }
 
 impl<Y> Yielder<'_, Y> {
@@ -58,7 +58,7 @@ impl<Y> Yielder<'_, Y> {
 /// A closure on its own stack that yields `Y`s and finally returns an `R`.
 pub struct Generator<Y, R = ()> {
     // Dropped by hand, inside a `NestedFiberGuard` (see `Drop`).
-    fiber: ManuallyDrop<Fiber<(), Y, R>>,
+    fiber: ManuallyDrop<Fiber<(), Y, R, SharedFp>>,
 }
 
 impl<Y: 'static, R: 'static> Generator<Y, R> {
@@ -79,11 +79,10 @@ impl<Y: 'static, R: 'static> Generator<Y, R> {
         // A generator is driven like a function its consumer calls again
         // and again, so it shares the consumer's floating-point control
         // state instead of keeping its own (the cheaper switch on x86-64).
-        let fiber = Fiber::with_fp_control(
-            stack,
-            FpControl::Shared,
-            move |suspender: &Suspender<(), Y>, ()| f(&Yielder { suspender }),
-        );
+        let fiber =
+            Fiber::with_shared_fp(stack, move |suspender: &Suspender<(), Y, SharedFp>, ()| {
+                f(&Yielder { suspender })
+            });
         Ok(Generator {
             fiber: ManuallyDrop::new(fiber),
         })

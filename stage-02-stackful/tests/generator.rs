@@ -162,7 +162,7 @@ fn blocking_inside_a_generator_is_refused_with_a_panic() {
 
 /// A generator is driven like a function its consumer calls again and
 /// again, so it runs with the consumer's floating-point control state
-/// (`FpControl::Shared` in stage 1), and a rounding mode it sets is the
+/// (`SharedFp` in stage 1), and a rounding mode it sets is the
 /// consumer's too, as after any function call that sets one.
 #[cfg(target_arch = "x86_64")]
 #[test]

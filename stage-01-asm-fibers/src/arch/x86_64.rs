@@ -2,70 +2,75 @@
 //!
 //! A switch looks like an ordinary function call to the compiler:
 //! `switch_in(arg, load_sp, save_sp)` from the resumer, `switch_back(...)`
-//! from the fiber. Caller-saved registers are already considered clobbered
-//! by any call, so the switch only has to keep what the ABI says a *callee*
-//! preserves:
+//! from the fiber. Each is a short `asm!` block inlined into its caller,
+//! and what the ABI says a *callee* must preserve is kept in two ways:
 //!
-//! | state                         | who preserves it       |
+//! | state                         | kept by                |
 //! |-------------------------------|------------------------|
-//! | rbx, rbp, r12, r13, r14, r15  | callee: pushed here    |
-//! | rsp                           | callee: stored in `*save_sp` |
-//! | MXCSR control bits (SSE)      | callee: stored here    |
-//! | x87 control word              | callee: stored here    |
-//! | rax, rcx, rdx, rsi, rdi, r8-r11, xmm0-15, flags | caller (clobbered) |
+//! | rbx, rbp                      | the switch: pushed on this side's stack |
+//! | r12, r13, r14, r15            | the compiler: declared clobbered by the `asm!` block, so the enclosing function saves those it uses, once, in its own prologue |
+//! | rsp                           | the switch: stored in `*save_sp` |
+//! | MXCSR control bits (SSE)      | the switch: stored in the frame (unless the fiber shares them) |
+//! | x87 control word              | the switch: stored in the frame (unless the fiber shares them) |
+//! | rax, rcx, rdx, rsi, rdi, r8-r11, xmm0-15, flags | nobody: caller-saved, declared clobbered |
 //! | DF (direction flag)           | clear at every call and return: nothing to do |
 //!
-//! Both halves push the callee-saved registers onto the *current* stack,
-//! store that stack pointer through `save_sp`, load `load_sp`, pop the
-//! other side's registers and continue the other side. `arg` travels in rdi
-//! and comes out in rax, as the return value of the *other* side's switch.
+//! Why not push r12-r15 too? It would be correct, and it was how this
+//! switch started. But a push and a pop per register per switch is paid on
+//! every switch, while the compiler, told that the block clobbers them,
+//! saves them only if the enclosing function has something live in them,
+//! and only once per call of that function, however many switches it makes.
+//! rbx and rbp cannot be declared clobbered (LLVM reserves them), so the
+//! switch saves those two itself.
+//!
+//! Both halves push rbx and rbp onto the *current* stack, store that stack
+//! pointer through `save_sp`, load `load_sp`, pop the other side's rbx and
+//! rbp and continue the other side. `arg` travels in rdi and comes out in
+//! rax, as the value of the *other* side's switch.
 //!
 //! Why two halves and not one symmetric `switch`? The CPU predicts every
 //! `ret` from a small stack of addresses pushed by `call`s. A symmetric
 //! switch is `call`ed by one side and `ret`s into the other, so every
 //! switch mispredicts, and the mismatch spills into the returns after it.
-//! Here the resumer `call`s `switch_in`, which enters the fiber with a
-//! `jmp`; the fiber leaves through `switch_out`, reached by a `jmp`, whose
+//! Here the resumer `call`s `enter_fiber`, which enters the fiber with a
+//! `jmp`; the fiber leaves through `leave_fiber`, reached by a `jmp`, whose
 //! `ret` is the one that matches the resumer's `call`.
 //!
 /*!
 <!-- ANCHOR: suspended_frame -->
-A suspended context (fiber or resumer), as `switch_in` or `switch_back`
+A suspended context (fiber or resumer), as `enter_fiber` or `leave_fiber`
 leaves it:
 
 ```text
           +-------------------------+
-  sp+56   | resume address          |  pushed by `call switch_in` or by `switch_out`
-  sp+48   | rbp                     |
-  sp+40   | rbx                     |
-  sp+32   | r12                     |
-  sp+24   | r13                     |
-  sp+16   | r14                     |
-  sp+8    | r15                     |
+  sp+24   | resume address          |  pushed by the `call` in switch_in, or by leave_fiber
+  sp+16   | rbp                     |
+  sp+8    | rbx                     |
   sp+0    | MXCSR (4) | x87 CW (2)  |  <- saved stack pointer (16-aligned)
           +-------------------------+
 ```
+
+r12-r15 are not in it: the function that made the switch saved the ones
+it needed in its own frame, above this one.
 <!-- ANCHOR_END: suspended_frame -->
 */
 /*!
 <!-- ANCHOR: fresh_frame -->
 A fresh fiber's stack is built by `init_stack` so that the very same pops
-and jump of `switch_in` land in `trampoline`, with the entry function, its data
-and the stack top waiting in callee-saved registers:
+and jump of `enter_fiber` land in `trampoline`, with the entry function in
+rbx and its two other arguments waiting on the stack just above:
 
 ```text
   top     +-------------------------+
   top-8   | fiber's saved sp        |  the link header (see fiber.rs)
   top-16  | resumer's saved sp      |
-          +-------------------------+ <- frame top: rsp once the resume address is popped (16-aligned)
-  top-24  | trampoline              |  resume address: `switch_in` jumps here
-  top-32  | rbp = 0                 |  ends the frame-pointer chain
-  top-40  | rbx = entry function    |
-  top-48  | r12 = entry data        |
-  top-56  | r13 = stack top         |
-  top-64  | r14 = 0                 |
-  top-72  | r15 = 0                 |
-  top-80  | 0x1F80 | 0x037F         |  default MXCSR and x87 CW  <- initial sp
+          +-------------------------+ <- frame top: rsp once trampoline has popped both (16-aligned)
+  top-24  | stack top               |  popped into rdx by trampoline
+  top-32  | entry data              |  popped into rsi by trampoline
+  top-40  | trampoline              |  resume address: `enter_fiber` jumps here
+  top-48  | rbp = 0                 |  ends the frame-pointer chain
+  top-56  | rbx = entry function    |
+  top-64  | 0x1F80 | 0x037F         |  default MXCSR and x87 CW  <- initial sp
           +-------------------------+
 ```
 <!-- ANCHOR_END: fresh_frame -->
@@ -73,7 +78,7 @@ and the stack top waiting in callee-saved registers:
 /*!
 <!-- ANCHOR: running_frame -->
 While the fiber runs, its frames grow down from the frame top towards
-the guard page, and the resumer is parked inside `switch_in` with its
+the guard page, and the resumer is parked inside `enter_fiber` with its
 context saved on its own stack:
 
 ```text
@@ -81,7 +86,7 @@ context saved on its own stack:
   top     +-----------------------+      |  resumer's frames   |
   top-8   | (stale until suspend) |      +---------------------+
   top-16  | resumer's saved sp  --+----->| context saved by    |
-          +-----------------------+      | switch_in           |
+          +-----------------------+      | enter_fiber         |
           | return to trampoline  |      +---------------------+
           | the closure's frames  |
           |   ...                 | <- rsp
@@ -100,22 +105,13 @@ pub const DEFAULT_MXCSR: u32 = 0x1F80;
 pub const DEFAULT_X87_CONTROL_WORD: u16 = 0x037F;
 
 /// The words of a suspended context from the saved stack pointer upwards.
-pub const SAVED_CONTEXT: &[&str] = &[
-    "MXCSR | x87 control word",
-    "r15",
-    "r14",
-    "r13",
-    "r12",
-    "rbx",
-    "rbp",
-    "resume address",
-];
+pub const SAVED_CONTEXT: &[&str] = &["MXCSR | x87 control word", "rbx", "rbp", "resume address"];
 
 // ANCHOR: save_restore
 // ANCHOR: lab_1_1_swap
-/// Pushes this side's callee-saved state and stores the stack pointer in
-/// `*rdx`; then loads the stack pointer in `rsi` and pops the other side's
-/// state. What is left on top of the other stack is where it resumes.
+/// Pushes this side's rbx and rbp and stores the stack pointer in `*rdx`;
+/// then loads the stack pointer in `rsi` and pops the other side's rbp and
+/// rbx. What is left on top of the other stack is where it resumes.
 ///
 /// `swap_stacks!(fp_control)` also stores this side's MXCSR and x87 control
 /// word in the frame's lowest word and loads the other side's;
@@ -136,10 +132,6 @@ macro_rules! swap_stacks {
             // Save this side (its resume address is already on the stack).
             "push rbp\n",
             "push rbx\n",
-            "push r12\n",
-            "push r13\n",
-            "push r14\n",
-            "push r15\n",
             "sub rsp, 8\n",
             $save_fp,
             "mov [rdx], rsp\n",
@@ -147,10 +139,6 @@ macro_rules! swap_stacks {
             "mov rsp, rsi\n",
             $load_fp,
             "add rsp, 8\n",
-            "pop r15\n",
-            "pop r14\n",
-            "pop r13\n",
-            "pop r12\n",
             "pop rbx\n",
             "pop rbp\n",
             // The other side's switch "returns" arg.
@@ -162,24 +150,15 @@ macro_rules! swap_stacks {
 // ANCHOR_END: save_restore
 
 // ANCHOR: switch
-/// Resumer to fiber: saves the resumer's callee-saved state (its return
-/// address, pushed by the `call`, stays on top of its stack), stores its
-/// stack pointer in `*save_sp`, loads the fiber's and jumps to wherever the
-/// fiber stopped. Returns `arg` from the fiber's next `switch_back`.
+/// Resumer to fiber, the half reached by the `call` in `switch_in`: saves
+/// the resumer's rbx and rbp (its return address, pushed by the `call`,
+/// stays on top of its stack), stores its stack pointer in `*rdx`, loads
+/// the fiber's from rsi and jumps to wherever the fiber stopped.
 ///
 /// It ends with a `jmp`, not a `ret`: the CPU's return-address predictor
-/// still holds our `call`, and the fiber's `switch_back` will consume it.
-///
-/// # Safety
-/// `load_sp` must be a context saved by `switch_back` (or built by
-/// `init_stack`) on a live stack that is not running; `save_sp` must be
-/// valid for a write.
+/// still holds our `call`, and the fiber's `leave_fiber` will consume it.
 #[unsafe(naked)]
-pub unsafe extern "C" fn switch_in(
-    arg: usize,
-    load_sp: StackPointer,
-    save_sp: *mut StackPointer,
-) -> usize {
+unsafe extern "C" fn enter_fiber() {
     // rdi = arg, rsi = load_sp, rdx = save_sp
     core::arch::naked_asm!(swap_stacks!(fp_control), "pop rcx", "jmp rcx")
 }
@@ -187,7 +166,7 @@ pub unsafe extern "C" fn switch_in(
 /// Fiber to resumer: the other half, reached only by the `jmp` in
 /// `switch_back` with the fiber's resume address in rax, which it pushes
 /// where a `call` would have. It ends with the `ret` that matches the
-/// resumer's `call switch_in`.
+/// resumer's `call enter_fiber`.
 ///
 /// The push happens here and not in `switch_back`: code inlined into a Rust
 /// function must leave rsp where that function's unwind information says
@@ -195,104 +174,198 @@ pub unsafe extern "C" fn switch_in(
 /// a saved register as a return address. Naked functions have no unwind
 /// information at all, so a walk that starts in here stops cleanly.
 #[unsafe(naked)]
-unsafe extern "C" fn switch_out() {
+unsafe extern "C" fn leave_fiber() {
     core::arch::naked_asm!("push rax", swap_stacks!(fp_control), "ret")
 }
 
-/// Puts the address of the label after the `jmp` in rax as the fiber's
-/// resume address and jumps into `$switch_out`. No `call` is made, so the
-/// return-address predictor is left as the resumer's `call` set it, and
-/// rsp does not move.
+/// Continues a suspended (or fresh) fiber, which gets `arg` from its
+/// `switch_back` (or as its first message). Returns the `arg` of the
+/// fiber's next `switch_back`. `own_fp_control` says whether the fiber
+/// keeps its own MXCSR and x87 control word (both sides of every switch
+/// of one fiber must agree).
 ///
-/// `switch_out` preserves rbx, rbp, r12-r15, rsp (and the control words)
-/// like any callee; everything else is declared clobbered. Without
-/// `nostack` the compiler keeps nothing in the red zone below rsp
-/// (`switch_out`'s 64 bytes of saves land there) and enters the block with
-/// rsp 16-aligned, so after `switch_out`'s push of rax it sees a call-like
-/// alignment. `2` is a local label: safe to inline many times.
-macro_rules! jump_to_switch_out {
-    ($switch_out:path, $arg:expr, $load_sp:expr, $save_sp:expr) => {{
+/// The `call` pushes the resumer's resume address, and rsp is back where it
+/// was when the block ends. Every register the switch does not keep is
+/// declared clobbered: `clobber_abi("C")` for the caller-saved ones, and
+/// r12-r15 by hand, so the compiler saves those of the four it uses in the
+/// enclosing function's prologue. Without `nostack` the compiler keeps
+/// nothing in the red zone below rsp and enters the block with rsp
+/// 16-aligned, so the saved frame is 16-aligned too.
+///
+/// # Safety
+/// `load_sp` must be a context saved by `switch_back` (or built by
+/// `init_stack`) on a live stack that is not running; `save_sp` must be
+/// valid for a write.
+#[inline(always)]
+pub unsafe fn switch_in_fp(
+    arg: usize,
+    load_sp: StackPointer,
+    save_sp: *mut StackPointer,
+    own_fp_control: bool,
+) -> usize {
+    // SAFETY: the caller's promises; enter_fiber keeps rbx, rbp and rsp
+    // (and the control words when asked) like any callee.
+    unsafe {
+        if own_fp_control {
+            call_enter!(enter_fiber, arg, load_sp, save_sp)
+        } else {
+            call_enter!(enter_fiber_shared_fp, arg, load_sp, save_sp)
+        }
+    }
+}
+
+/// The `asm!` block of `switch_in_fp`, for either `enter_fiber`.
+macro_rules! call_enter {
+    ($enter:path, $arg:expr, $load_sp:expr, $save_sp:expr) => {{
         let reply: usize;
-        // ANCHOR: jump_to_switch_out
         core::arch::asm!(
-            "lea rax, [rip + 2f]",
-            "jmp {switch_out}",
-            "2:",
-            switch_out = sym $switch_out,
+            "call {enter}",
+            enter = sym $enter,
             in("rdi") $arg,
             in("rsi") $load_sp,
             in("rdx") $save_sp,
-            out("rax") reply, // not `lateout`: written by the `lea` before the jump
+            lateout("rax") reply,
+            lateout("r12") _, lateout("r13") _, lateout("r14") _, lateout("r15") _,
             clobber_abi("C"),
         );
-        // ANCHOR_END: jump_to_switch_out
         reply
     }};
 }
+use call_enter;
 
 /// Suspends the running fiber and continues its resumer, which gets `arg`
 /// from its `switch_in`. Returns the `arg` of the next `switch_in`.
 ///
+/// It puts the address of the label after the `jmp` in rax as the fiber's
+/// resume address and jumps into `leave_fiber`. No `call` is made, so the
+/// return-address predictor is left as the resumer's `call` set it, and rsp
+/// does not move. The clobbers are those of `switch_in_fp`, for the same
+/// reasons; after `leave_fiber`'s push of rax the frame has the call-like
+/// alignment. `2` is a local label: safe to inline many times.
+///
 /// # Safety
 /// Must run on a fiber's stack; `load_sp` is the resumer's context saved by
-/// `switch_in`, and `save_sp` is valid for a write.
+/// `switch_in_fp` with the same `own_fp_control`, and `save_sp` is valid
+/// for a write.
 #[inline(always)]
-pub unsafe fn switch_back(arg: usize, load_sp: StackPointer, save_sp: *mut StackPointer) -> usize {
-    // SAFETY: the caller's promises; see jump_to_switch_out for the rest.
-    unsafe { jump_to_switch_out!(switch_out, arg, load_sp, save_sp) }
+pub unsafe fn switch_back_fp(
+    arg: usize,
+    load_sp: StackPointer,
+    save_sp: *mut StackPointer,
+    own_fp_control: bool,
+) -> usize {
+    // SAFETY: the caller's promises; see above.
+    unsafe {
+        if own_fp_control {
+            jump_to_leave!(leave_fiber, arg, load_sp, save_sp)
+        } else {
+            jump_to_leave!(leave_fiber_shared_fp, arg, load_sp, save_sp)
+        }
+    }
 }
+
+/// The `asm!` block of `switch_back_fp`, for either `leave_fiber`.
+macro_rules! jump_to_leave {
+    ($leave:path, $arg:expr, $load_sp:expr, $save_sp:expr) => {{
+        let reply: usize;
+        // ANCHOR: jump_to_leave_fiber
+        core::arch::asm!(
+            "lea rax, [rip + 2f]",
+            "jmp {leave}",
+            "2:",
+            leave = sym $leave,
+            in("rdi") $arg,
+            in("rsi") $load_sp,
+            in("rdx") $save_sp,
+            out("rax") reply, // not `lateout`: written by the `lea` before the jump
+            lateout("r12") _, lateout("r13") _, lateout("r14") _, lateout("r15") _,
+            clobber_abi("C"),
+        );
+        // ANCHOR_END: jump_to_leave_fiber
+        reply
+    }};
+}
+use jump_to_leave;
 // ANCHOR_END: switch
 
 // ANCHOR: shared_fp
-/// `switch_in` for a fiber that shares the thread's MXCSR and x87 control
-/// word: the same frame, but the control word slot is neither written nor
-/// read. Pair it only with `switch_back_shared_fp`.
+/// `enter_fiber` for a fiber that shares the thread's MXCSR and x87 control
+/// word: the same frame, but the control-word slot is neither written nor
+/// read.
+#[unsafe(naked)]
+unsafe extern "C" fn enter_fiber_shared_fp() {
+    core::arch::naked_asm!(swap_stacks!(shared_fp), "pop rcx", "jmp rcx")
+}
+
+/// `leave_fiber` without the control words.
+#[unsafe(naked)]
+unsafe extern "C" fn leave_fiber_shared_fp() {
+    core::arch::naked_asm!("push rax", swap_stacks!(shared_fp), "ret")
+}
+
+// ANCHOR_END: shared_fp
+
+/// `switch_in_fp` for a fiber with its own control words, the default.
 ///
 /// # Safety
-/// As for `switch_in`, with a context saved by `switch_back_shared_fp` or
-/// built by `init_stack`.
-#[unsafe(naked)]
-pub unsafe extern "C" fn switch_in_shared_fp(
+/// As for `switch_in_fp`.
+#[inline(always)]
+pub unsafe fn switch_in(arg: usize, load_sp: StackPointer, save_sp: *mut StackPointer) -> usize {
+    // SAFETY: the caller's promises.
+    unsafe { switch_in_fp(arg, load_sp, save_sp, true) }
+}
+
+/// `switch_back_fp` for a fiber with its own control words.
+///
+/// # Safety
+/// As for `switch_back_fp`.
+#[inline(always)]
+pub unsafe fn switch_back(arg: usize, load_sp: StackPointer, save_sp: *mut StackPointer) -> usize {
+    // SAFETY: the caller's promises.
+    unsafe { switch_back_fp(arg, load_sp, save_sp, true) }
+}
+
+/// `switch_in_fp` for a fiber that shares the thread's MXCSR and x87
+/// control word: the control-word slot is neither written nor read.
+///
+/// # Safety
+/// As for `switch_in_fp`.
+#[inline(always)]
+pub unsafe fn switch_in_shared_fp(
     arg: usize,
     load_sp: StackPointer,
     save_sp: *mut StackPointer,
 ) -> usize {
-    core::arch::naked_asm!(swap_stacks!(shared_fp), "pop rcx", "jmp rcx")
+    // SAFETY: the caller's promises.
+    unsafe { switch_in_fp(arg, load_sp, save_sp, false) }
 }
 
-/// `switch_out` without the control words.
-#[unsafe(naked)]
-unsafe extern "C" fn switch_out_shared_fp() {
-    core::arch::naked_asm!("push rax", swap_stacks!(shared_fp), "ret")
-}
-
-/// `switch_back` for a fiber resumed with `switch_in_shared_fp`.
+/// `switch_back_fp` for a fiber that shares the thread's control words.
 ///
 /// # Safety
-/// As for `switch_back`, with a resumer context saved by
-/// `switch_in_shared_fp`.
+/// As for `switch_back_fp`.
 #[inline(always)]
 pub unsafe fn switch_back_shared_fp(
     arg: usize,
     load_sp: StackPointer,
     save_sp: *mut StackPointer,
 ) -> usize {
-    // SAFETY: the caller's promises; see jump_to_switch_out for the rest.
-    unsafe { jump_to_switch_out!(switch_out_shared_fp, arg, load_sp, save_sp) }
+    // SAFETY: the caller's promises.
+    unsafe { switch_back_fp(arg, load_sp, save_sp, false) }
 }
-// ANCHOR_END: shared_fp
 
 // ANCHOR: trampoline
-/// Where a fresh fiber starts: `switch_in` jumps here with the entry
-/// function in rbx, its data in r12, the stack top in r13 and the first
-/// message in rax. The stack pointer is 16-byte aligned, so the `call`
-/// leaves the entry function exactly the alignment the ABI promises.
+/// Where a fresh fiber starts: `enter_fiber` jumps here with the entry
+/// function in rbx, the first message in rax, and the entry's data and the
+/// stack top in the two words on top of the stack. Once both are popped the
+/// stack pointer is 16-byte aligned, so the `call` leaves the entry function
+/// exactly the alignment the ABI promises.
 #[unsafe(naked)]
 unsafe extern "C" fn trampoline() {
     core::arch::naked_asm!(
         "mov rdi, rax", // entry(arg,
-        "mov rsi, r12", //       data,
-        "mov rdx, r13", //       top)
+        "pop rsi",      //       data,
+        "pop rdx",      //       top)
         "call rbx",
         // The entry function never returns: it switches away for good.
         "ud2",
@@ -301,11 +374,12 @@ unsafe extern "C" fn trampoline() {
 // ANCHOR_END: trampoline
 
 // ANCHOR: init_stack
-/// Writes a fresh context below `frame_top` that `switch_in` can load: it
-/// pops zeros and the entry's arguments, then jumps into `trampoline`.
+/// Writes a fresh context below `frame_top` that `enter_fiber` can load: it
+/// pops the control words, rbx = entry and rbp = 0, then jumps into
+/// `trampoline`, which pops the entry's data and the stack top.
 ///
 /// # Safety
-/// `frame_top` must be 16-byte aligned with at least 64 writable bytes below
+/// `frame_top` must be 16-byte aligned with at least 48 writable bytes below
 /// it that nothing else uses.
 pub unsafe fn init_stack(
     frame_top: *mut u8,
@@ -315,20 +389,18 @@ pub unsafe fn init_stack(
 ) -> StackPointer {
     // ANCHOR: lab_1_3_fresh_frame
     let control = u64::from(DEFAULT_MXCSR) | (u64::from(DEFAULT_X87_CONTROL_WORD) << 32);
-    let frame: [u64; 8] = [
+    let frame: [u64; 6] = [
         control,
-        0,                              // r15
-        0,                              // r14
-        top as u64,                     // r13
-        data as u64,                    // r12
         entry as usize as u64,          // rbx
         0,                              // rbp
-        trampoline as *const () as u64, // return address
+        trampoline as *const () as u64, // resume address
+        data as u64,                    // popped into rsi
+        top as u64,                     // popped into rdx
     ];
-    // SAFETY: the caller gives us 64 aligned, writable, unused bytes below frame_top.
+    // SAFETY: the caller gives us 48 aligned, writable, unused bytes below frame_top.
     unsafe {
         let sp = frame_top.sub(size_of_val(&frame));
-        sp.cast::<[u64; 8]>().write(frame);
+        sp.cast::<[u64; 6]>().write(frame);
         sp
     }
     // ANCHOR_END: lab_1_3_fresh_frame
