@@ -426,16 +426,33 @@ impl<Input, Yield, Return, Fp: FpControl> Fiber<Input, Yield, Return, Fp> {
     /// cannot be finished: the next unwind would start inside a destructor
     /// that runs during unwinding, and Rust aborts the process ("panic in a
     /// destructor during cleanup"). Never suspend in `Drop`.
+    ///
+    /// The fiber is finished before anything else happens: a panic met on
+    /// the way (the destructor of a value the fiber suspended with anyway,
+    /// or the fiber's own ending) is raised only afterwards, because the
+    /// stack must not be freed while frames on it are alive.
     fn unwind(&mut self) {
+        let mut first_panic: Option<Box<dyn Any + Send>> = None;
         while !self.finished {
-            match self.switch_in_to_unwind() {
+            let panicked = match self.switch_in_to_unwind() {
                 // The fiber caught the unwind and suspended again: every
                 // suspend during an unwind raises it anew, so keep asking.
-                Ok(value) => drop(value),
-                Err(Ending::Panicked(payload)) if !std::thread::panicking() => {
-                    panic::resume_unwind(payload)
+                Ok(value) => panic::catch_unwind(AssertUnwindSafe(move || drop(value))).err(),
+                Err(Ending::Panicked(payload)) => Some(payload),
+                Err(_) => None,
+            };
+            if let Some(payload) = panicked {
+                match first_panic {
+                    None => first_panic = Some(payload),
+                    Some(_) => drop_payload(payload),
                 }
-                Err(_) => {}
+            }
+        }
+        if let Some(payload) = first_panic {
+            if std::thread::panicking() {
+                drop_payload(payload);
+            } else {
+                panic::resume_unwind(payload);
             }
         }
     }
@@ -561,13 +578,16 @@ impl<Input, Yield, Fp: FpControl> Suspender<Input, Yield, Fp> {
     /// the fiber would be saved in the middle of another fiber's stack.
     #[inline(always)]
     pub fn suspend(&self, value: Yield) -> Input {
-        let mut message = Message::new(value);
-        let here = &raw const message as usize;
-        // One unsigned comparison: an address below `bottom` wraps around
-        // to a huge offset.
+        // Where are we? The address of a local is on the running stack.
+        // (Checked before `value` goes into a message, so that the panic
+        // still drops it.) One unsigned comparison: an address below
+        // `bottom` wraps around to a huge offset.
+        let probe = 0u8;
+        let here = &raw const probe as usize;
         if here.wrapping_sub(self.bottom as usize) >= self.usable_size {
             called_outside_its_fiber();
         }
+        let mut message = Message::new(value);
         // SAFETY: we run on the fiber's stack (checked above), so the fiber
         // is the one running and its resumer is suspended inside
         // `switch_in`, with its saved stack pointer in the header; the
@@ -590,6 +610,15 @@ impl<Input, Yield, Fp: FpControl> Suspender<Input, Yield, Fp> {
         }
     }
     // ANCHOR_END: suspend
+}
+
+/// Drops a panic's payload, whose own destructor may panic too (a payload
+/// is any value given to `panic_any`): that second payload is forgotten,
+/// since there is nobody left to hand it to.
+fn drop_payload(payload: Box<dyn Any + Send>) {
+    if let Err(again) = panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
+    }
 }
 
 #[cold]

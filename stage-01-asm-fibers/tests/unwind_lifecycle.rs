@@ -1,0 +1,237 @@
+//! `tests/unwind.rs` steps a steady-state round trip of a default fiber.
+//! This steps the rest of a fiber's life: its *first* resume (enter_fiber
+//! into the trampoline and fiber_root's start), a middle one, and the one
+//! that ends it (fiber_root's final switch), for both fiber kinds. A walk is
+//! good if it reaches a known frame, stops at once in code without unwind
+//! information, or ends in the trampoline (the bottom of every fiber).
+#![cfg(target_arch = "x86_64")]
+
+use std::ffi::{c_int, c_void};
+use std::hint::black_box;
+use std::os::unix::process::ExitStatusExt;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use fibers::{Fiber, FiberResult, SharedFp, Stack, Suspender};
+
+const CHILD_ROLE: &str = "UNWIND_LIFECYCLE_CHILD";
+
+#[repr(C)]
+struct UnwindContext(());
+type TraceFn = extern "C" fn(*mut UnwindContext, *mut c_void) -> c_int;
+
+unsafe extern "C" {
+    fn _Unwind_Backtrace(trace: TraceFn, argument: *mut c_void) -> c_int;
+    fn _Unwind_GetIP(context: *mut UnwindContext) -> usize;
+    fn _Unwind_GetRegionStart(context: *mut UnwindContext) -> usize;
+    fn _Unwind_Find_FDE(pc: *const c_void, bases: *mut [usize; 3]) -> *const c_void;
+}
+
+fn has_unwind_info(pc: usize) -> bool {
+    let mut bases = [0usize; 3];
+    // SAFETY: a lookup in the registered unwind tables.
+    !unsafe { _Unwind_Find_FDE(pc as *const c_void, &mut bases) }.is_null()
+}
+
+const MAX_FRAMES: usize = 64;
+struct Walk {
+    frames: [(usize, usize); MAX_FRAMES],
+    len: usize,
+}
+
+extern "C" fn record_frame(context: *mut UnwindContext, walk: *mut c_void) -> c_int {
+    // SAFETY: our Walk; the unwinder's context.
+    let walk = unsafe { &mut *walk.cast::<Walk>() };
+    if walk.len == MAX_FRAMES {
+        return 5;
+    }
+    // SAFETY: the context the unwinder handed to this callback.
+    walk.frames[walk.len] = unsafe { (_Unwind_GetIP(context), _Unwind_GetRegionStart(context)) };
+    walk.len += 1;
+    0
+}
+
+static SIGNALS: AtomicUsize = AtomicUsize::new(0);
+static KNOWN: AtomicUsize = AtomicUsize::new(0);
+static NO_INFO: AtomicUsize = AtomicUsize::new(0);
+static AT_TRAMPOLINE: AtomicUsize = AtomicUsize::new(0);
+static BAD: AtomicUsize = AtomicUsize::new(0);
+static FIRST_BAD_PC: AtomicUsize = AtomicUsize::new(0);
+static FIRST_BAD_LAST: AtomicUsize = AtomicUsize::new(0);
+static KNOWN_FRAMES: [AtomicUsize; 4] = [const { AtomicUsize::new(0) }; 4];
+static TRAMPOLINE: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn on_trap(_: c_int, _: *mut libc::siginfo_t, context: *mut c_void) {
+    // SAFETY: an SA_SIGINFO handler's third argument is the interrupted
+    // thread's ucontext_t.
+    let pc =
+        unsafe { (*context.cast::<libc::ucontext_t>()).uc_mcontext.gregs[libc::REG_RIP as usize] }
+            as usize;
+    SIGNALS.fetch_add(1, Ordering::Relaxed);
+    let mut walk = Walk {
+        frames: [(0, 0); MAX_FRAMES],
+        len: 0,
+    };
+    // SAFETY: record_frame receives a pointer to our live Walk.
+    unsafe { _Unwind_Backtrace(record_frame, (&raw mut walk).cast()) };
+    let frames = &walk.frames[..walk.len];
+    let Some(interrupted) = frames.iter().position(|&(ip, _)| ip == pc) else {
+        bad(pc, 0);
+        return;
+    };
+    let rest = &frames[interrupted..];
+    let known = KNOWN_FRAMES.each_ref().map(|f| f.load(Ordering::Relaxed));
+    let tramp = TRAMPOLINE.load(Ordering::Relaxed);
+    let last = rest.last().unwrap().0;
+    if rest.iter().any(|&(_, start)| known.contains(&start)) {
+        KNOWN.fetch_add(1, Ordering::Relaxed);
+    } else if rest.len() == 1 && !has_unwind_info(pc) {
+        NO_INFO.fetch_add(1, Ordering::Relaxed);
+    } else if rest.len() > 1
+        && (tramp..tramp + 9).contains(&(last - 1))
+        && !has_unwind_info(last - 1)
+    {
+        AT_TRAMPOLINE.fetch_add(1, Ordering::Relaxed);
+    } else {
+        bad(pc, last);
+    }
+}
+
+fn bad(pc: usize, last: usize) {
+    if BAD.fetch_add(1, Ordering::Relaxed) == 0 {
+        FIRST_BAD_PC.store(pc, Ordering::Relaxed);
+        FIRST_BAD_LAST.store(last, Ordering::Relaxed);
+    }
+}
+
+static STEP: AtomicBool = AtomicBool::new(false);
+const TRAP_FLAG: i64 = 0x100;
+extern "C" fn on_toggle(_: c_int, _: *mut libc::siginfo_t, context: *mut c_void) {
+    // SAFETY: an SA_SIGINFO handler's third argument is the interrupted
+    // thread's ucontext_t, which the kernel restores from on return.
+    let flags = unsafe {
+        &mut (*context.cast::<libc::ucontext_t>()).uc_mcontext.gregs[libc::REG_EFL as usize]
+    };
+    if STEP.load(Ordering::Relaxed) {
+        *flags |= TRAP_FLAG;
+    } else {
+        *flags &= !TRAP_FLAG;
+    }
+}
+fn trap_flag(on: bool) {
+    STEP.store(on, Ordering::Relaxed);
+    // SAFETY: on_toggle is installed for SIGUSR1.
+    unsafe { libc::raise(libc::SIGUSR1) };
+}
+fn install(signal: c_int, handler: extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void)) {
+    // SAFETY: a zeroed sigaction is valid; the handler only touches atomics,
+    // the interrupted context and the unwinder.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler as *const () as usize;
+        action.sa_flags = libc::SA_SIGINFO;
+        libc::sigemptyset(&mut action.sa_mask);
+        assert_eq!(libc::sigaction(signal, &action, std::ptr::null_mut()), 0);
+    }
+}
+
+#[inline(never)]
+fn body_per(s: &Suspender<(), ()>, (): ()) -> u64 {
+    s.suspend(());
+    s.suspend(());
+    black_box(7)
+}
+
+#[inline(never)]
+fn body_shared(s: &Suspender<(), (), SharedFp>, (): ()) -> u64 {
+    s.suspend(());
+    s.suspend(());
+    black_box(7)
+}
+
+#[inline(never)]
+fn step_per(f: &mut Fiber<(), (), u64>) -> FiberResult<(), u64> {
+    trap_flag(true);
+    let r = black_box(f.resume(()));
+    trap_flag(false);
+    r
+}
+
+#[inline(never)]
+fn step_shared(f: &mut Fiber<(), (), u64, SharedFp>) -> FiberResult<(), u64> {
+    trap_flag(true);
+    let r = black_box(f.resume(()));
+    trap_flag(false);
+    r
+}
+
+fn child() {
+    KNOWN_FRAMES[0].store(body_per as *const () as usize, Ordering::Relaxed);
+    KNOWN_FRAMES[1].store(body_shared as *const () as usize, Ordering::Relaxed);
+    KNOWN_FRAMES[2].store(step_per as *const () as usize, Ordering::Relaxed);
+    KNOWN_FRAMES[3].store(step_shared as *const () as usize, Ordering::Relaxed);
+    let mut per = Fiber::new(body_per).unwrap();
+    let mut shared = Fiber::with_shared_fp(Stack::new(Stack::DEFAULT_SIZE).unwrap(), body_shared);
+    // The fresh frame's resume address (sp + 24) is the trampoline.
+    let sp = per.saved_stack_pointer().unwrap();
+    TRAMPOLINE.store(
+        // SAFETY: a fresh fiber's 6-word frame lies on its live stack.
+        unsafe { sp.add(24).cast::<usize>().read() },
+        Ordering::Relaxed,
+    );
+    install(libc::SIGTRAP, on_trap);
+    install(libc::SIGUSR1, on_toggle);
+    assert_eq!(step_per(&mut per), FiberResult::Yield(()));
+    assert_eq!(step_per(&mut per), FiberResult::Yield(()));
+    assert_eq!(step_per(&mut per), FiberResult::Return(7));
+    assert_eq!(step_shared(&mut shared), FiberResult::Yield(()));
+    assert_eq!(step_shared(&mut shared), FiberResult::Yield(()));
+    assert_eq!(step_shared(&mut shared), FiberResult::Return(7));
+}
+
+#[test]
+fn unwinds_at_every_instruction_of_a_fibers_start_middle_and_end_for_both_kinds() {
+    if std::env::var(CHILD_ROLE).as_deref() == Ok("1") {
+        child();
+        eprintln!(
+            "signals: {}, known frame: {}, no unwind info: {}, ended in trampoline: {}, astray: {}",
+            SIGNALS.load(Ordering::Relaxed),
+            KNOWN.load(Ordering::Relaxed),
+            NO_INFO.load(Ordering::Relaxed),
+            AT_TRAMPOLINE.load(Ordering::Relaxed),
+            BAD.load(Ordering::Relaxed)
+        );
+        if BAD.load(Ordering::Relaxed) > 0 {
+            eprintln!(
+                "first astray: pc {:#x}, last frame {:#x}",
+                FIRST_BAD_PC.load(Ordering::Relaxed),
+                FIRST_BAD_LAST.load(Ordering::Relaxed)
+            );
+            std::process::exit(1);
+        }
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let output = Command::new(exe)
+        .args([
+            "--exact",
+            "unwinds_at_every_instruction_of_a_fibers_start_middle_and_end_for_both_kinds",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ROLE, "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "child failed ({:?}, signal {:?}):\n{stderr}",
+        output.status,
+        output.status.signal()
+    );
+    eprintln!("{stderr}");
+    assert!(
+        stderr.contains("ended in trampoline: ") && !stderr.contains("ended in trampoline: 0,"),
+        "the fiber's start was stepped:\n{stderr}"
+    );
+}
