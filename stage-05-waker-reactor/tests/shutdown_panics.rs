@@ -18,6 +18,10 @@
 //! qemu-user): it counts the process's descriptors and threads, and a
 //! runtime that gets this wrong may abort the whole process.
 
+// Join handles and sleeps come out of `block_on` unawaited on purpose: the
+// tests look at them after the runtime is gone.
+#![allow(clippy::async_yields_async)]
+
 use std::future::Future;
 use std::os::unix::process::ExitStatusExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -181,19 +185,33 @@ fn still_works(flavour: Flavour) {
 /// the runtime and check that the drop returned normally and that every
 /// thread is gone; then `after` looks at what was kept and drops it, and
 /// no descriptor may be left open. Last, a fresh runtime must still work.
-fn shutdown_survives<K>(flavour: Flavour, setup: impl FnOnce(&Runtime) -> K, after: impl FnOnce(K)) {
+fn shutdown_survives<K>(
+    flavour: Flavour,
+    setup: impl FnOnce(&Runtime) -> K,
+    after: impl FnOnce(K),
+) {
     // Whatever the process opens once (std's lazy descriptors) is open
     // before counting.
     still_works(flavour);
     let fds = open_fds();
     let rt = build(flavour);
+    if let Flavour::MultiThread = flavour {
+        // Or the check that they are gone would prove nothing. (A thread
+        // names itself once it runs: wait for that.)
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while runtime_threads() != 2 {
+            assert!(Instant::now() < deadline, "the workers are found by name");
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
     let kept = setup(&rt);
     if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(rt))) {
         let message = panic_message(&*payload);
         std::mem::forget(payload); // its destructor may panic too
-        // The teardown stopped half-way: what was kept may still hand the
-        // reactor's wakers to destructors that panic. Leak it, so that this
-        // test fails with the message below rather than an abort.
+        // The teardown stopped half-way, so the reactor may still hold the
+        // hand-made wakers; dropping what was kept (a socket's registration)
+        // would drop them while this panic unwinds, and abort. Leak it, so
+        // that the test fails with the message below.
         std::mem::forget(kept);
         panic!("{flavour:?}: a panic unwound out of Runtime::drop: {message}");
     }
@@ -371,8 +389,10 @@ fn futures_whose_destructors_panic_when_shutdown_drops_them() {
                     |rt| {
                         rt.block_on(async {
                             let started = Arc::new(AtomicUsize::new(0));
-                            let awaited =
-                                spawn(hold_and_wait(Bomb("a pending task's future"), started.clone()));
+                            let awaited = spawn(hold_and_wait(
+                                Bomb("a pending task's future"),
+                                started.clone(),
+                            ));
                             drop(spawn(hold_and_wait(
                                 Bomb("a detached pending task's future"),
                                 started.clone(),
@@ -498,139 +518,181 @@ fn blocking_jobs_that_panic_or_are_cancelled_with_a_panicking_closure_at_shutdow
 
 #[test]
 fn hand_made_wakers_left_with_sockets_panic_at_shutdown() {
-    isolated("hand_made_wakers_left_with_sockets_panic_at_shutdown", || {
-        for flavour in FLAVOURS {
-            for faults in ALL_FAULTS {
-                let faulty = Faulty::new();
-                let waker_maker = faulty.clone();
-                shutdown_survives(
-                    flavour,
-                    move |rt| {
-                        let kept = rt.block_on(async {
-                            let waker = waker_maker.waker();
-                            // A read of this runtime's sockets, and an accept.
-                            let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-                            let addr = listener.local_addr().unwrap();
-                            let mut client = TcpStream::connect(addr).await.unwrap();
-                            let (server, _) = listener.accept().await.unwrap();
-                            let mut byte = [0u8; 1];
-                            let mut read = client.read(&mut byte);
-                            assert!(poll_with(&mut read, &waker).is_pending());
-                            drop(read);
-                            let mut accept = Box::pin(listener.accept());
-                            assert!(accept.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
-                            drop(accept);
-                            // A read of a stage 04 socket (registered through
-                            // stage 04's reactor interface).
-                            let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-                            let peer =
-                                std::net::TcpStream::connect(std_listener.local_addr().unwrap()).unwrap();
-                            let (accepted, _) = std_listener.accept().unwrap();
-                            let stage04 = stackless::net::TcpStream::from_std(accepted).unwrap();
-                            let mut read = stage04.read(&mut byte);
-                            assert!(poll_with(&mut read, &waker).is_pending());
-                            drop(read);
-                            (client, server, listener, stage04, peer)
-                        });
-                        assert_eq!(waker_maker.live(), 3, "the reactor holds three copies");
-                        waker_maker.arm(faults);
-                        kept
-                    },
-                    |kept| drop(kept),
-                );
-                assert_eq!(faulty.live(), 0, "{flavour:?}, {faults:?}: a copy of the waker leaked");
+    isolated(
+        "hand_made_wakers_left_with_sockets_panic_at_shutdown",
+        || {
+            for flavour in FLAVOURS {
+                for faults in ALL_FAULTS {
+                    let faulty = Faulty::new();
+                    let waker_maker = faulty.clone();
+                    shutdown_survives(
+                        flavour,
+                        move |rt| {
+                            let kept = rt.block_on(async {
+                                let waker = waker_maker.waker();
+                                // A read of this runtime's sockets, and an accept.
+                                let listener =
+                                    TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+                                let addr = listener.local_addr().unwrap();
+                                let mut client = TcpStream::connect(addr).await.unwrap();
+                                let (server, _) = listener.accept().await.unwrap();
+                                let mut byte = [0u8; 1];
+                                let mut read = client.read(&mut byte);
+                                assert!(poll_with(&mut read, &waker).is_pending());
+                                drop(read);
+                                let mut accept = Box::pin(listener.accept());
+                                assert!(
+                                    accept
+                                        .as_mut()
+                                        .poll(&mut Context::from_waker(&waker))
+                                        .is_pending()
+                                );
+                                drop(accept);
+                                // A read of a stage 04 socket (registered through
+                                // stage 04's reactor interface).
+                                let std_listener =
+                                    std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                                let peer = std::net::TcpStream::connect(
+                                    std_listener.local_addr().unwrap(),
+                                )
+                                .unwrap();
+                                let (accepted, _) = std_listener.accept().unwrap();
+                                let stage04 =
+                                    stackless::net::TcpStream::from_std(accepted).unwrap();
+                                let mut read = stage04.read(&mut byte);
+                                assert!(poll_with(&mut read, &waker).is_pending());
+                                drop(read);
+                                (client, server, listener, stage04, peer)
+                            });
+                            assert_eq!(waker_maker.live(), 3, "the reactor holds three copies");
+                            waker_maker.arm(faults);
+                            kept
+                        },
+                        drop,
+                    );
+                    assert_eq!(
+                        faulty.live(),
+                        0,
+                        "{flavour:?}, {faults:?}: a copy of the waker leaked"
+                    );
+                }
             }
-        }
-    });
+        },
+    );
 }
 
 #[test]
 fn hand_made_wakers_left_with_timers_panic_at_shutdown() {
-    isolated("hand_made_wakers_left_with_timers_panic_at_shutdown", || {
-        for flavour in FLAVOURS {
-            for faults in ALL_FAULTS {
-                let faulty = Faulty::new();
-                let waker_maker = faulty.clone();
-                shutdown_survives(
-                    flavour,
-                    move |rt| {
-                        let kept = rt.block_on(async {
-                            let waker = waker_maker.waker();
-                            let mut sleep = Box::pin(runtime::time::sleep(Duration::from_secs(3600)));
-                            assert!(sleep.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
-                            // Stage 04's timers keep no key: the reactor
-                            // holds the waker until it fires or shuts down.
-                            let mut stage04 = stackless::timer::sleep(Duration::from_secs(3600));
-                            assert!(poll_with(&mut stage04, &waker).is_pending());
-                            drop(stage04);
-                            sleep
-                        });
-                        assert_eq!(waker_maker.live(), 2, "the reactor holds two copies");
-                        waker_maker.arm(faults);
-                        kept
-                    },
-                    drop,
-                );
-                assert_eq!(faulty.live(), 0, "{flavour:?}, {faults:?}: a copy of the waker leaked");
+    isolated(
+        "hand_made_wakers_left_with_timers_panic_at_shutdown",
+        || {
+            for flavour in FLAVOURS {
+                for faults in ALL_FAULTS {
+                    let faulty = Faulty::new();
+                    let waker_maker = faulty.clone();
+                    shutdown_survives(
+                        flavour,
+                        move |rt| {
+                            let kept = rt.block_on(async {
+                                let waker = waker_maker.waker();
+                                let mut sleep =
+                                    Box::pin(runtime::time::sleep(Duration::from_secs(3600)));
+                                assert!(
+                                    sleep
+                                        .as_mut()
+                                        .poll(&mut Context::from_waker(&waker))
+                                        .is_pending()
+                                );
+                                // Stage 04's timers keep no key: the reactor
+                                // holds the waker until it fires or shuts down.
+                                let mut stage04 =
+                                    stackless::timer::sleep(Duration::from_secs(3600));
+                                assert!(poll_with(&mut stage04, &waker).is_pending());
+                                drop(stage04);
+                                sleep
+                            });
+                            assert_eq!(waker_maker.live(), 2, "the reactor holds two copies");
+                            waker_maker.arm(faults);
+                            kept
+                        },
+                        drop,
+                    );
+                    assert_eq!(
+                        faulty.live(),
+                        0,
+                        "{flavour:?}, {faults:?}: a copy of the waker leaked"
+                    );
+                }
             }
-        }
-    });
+        },
+    );
 }
 
 #[test]
 fn hand_made_wakers_left_with_join_handles_panic_at_shutdown() {
-    isolated("hand_made_wakers_left_with_join_handles_panic_at_shutdown", || {
-        for flavour in FLAVOURS {
-            for faults in ALL_FAULTS {
-                let faulty = Faulty::new();
-                let waker_maker = faulty.clone();
-                let watcher = faulty.clone();
-                shutdown_survives(
-                    flavour,
-                    move |rt| {
-                        let kept = rt.block_on(async {
-                            let waker = waker_maker.waker();
-                            let started = Arc::new(AtomicUsize::new(0));
-                            // A pending task: shutdown cancels it and wakes
-                            // the handle's waker.
-                            let (tx, rx) = mpsc::channel::<()>();
-                            let mut task = spawn(hold_and_wait(tx, started.clone()));
-                            assert!(poll_with(&mut task, &waker).is_pending());
-                            // A blocking job that returns during shutdown
-                            // (its sender is in the task): the pool thread
-                            // wakes the handle's waker.
-                            let job_started = Arc::new(AtomicBool::new(false));
-                            let job_flag = job_started.clone();
-                            let mut job = spawn_blocking(move || {
-                                job_flag.store(true, SeqCst);
-                                let _ = rx.recv();
-                                5
+    isolated(
+        "hand_made_wakers_left_with_join_handles_panic_at_shutdown",
+        || {
+            for flavour in FLAVOURS {
+                for faults in ALL_FAULTS {
+                    let faulty = Faulty::new();
+                    let waker_maker = faulty.clone();
+                    let watcher = faulty.clone();
+                    shutdown_survives(
+                        flavour,
+                        move |rt| {
+                            let kept = rt.block_on(async {
+                                let waker = waker_maker.waker();
+                                let started = Arc::new(AtomicUsize::new(0));
+                                // A pending task: shutdown cancels it and wakes
+                                // the handle's waker.
+                                let (tx, rx) = mpsc::channel::<()>();
+                                let mut task = spawn(hold_and_wait(tx, started.clone()));
+                                assert!(poll_with(&mut task, &waker).is_pending());
+                                // A blocking job that returns during shutdown
+                                // (its sender is in the task): the pool thread
+                                // wakes the handle's waker.
+                                let job_started = Arc::new(AtomicBool::new(false));
+                                let job_flag = job_started.clone();
+                                let mut job = spawn_blocking(move || {
+                                    job_flag.store(true, SeqCst);
+                                    let _ = rx.recv();
+                                    5
+                                });
+                                assert!(poll_with(&mut job, &waker).is_pending());
+                                // A handle polled with the waker inside a task,
+                                // dropped with that task's future at shutdown.
+                                let mut inner = spawn(hold_and_wait((), started.clone()));
+                                assert!(poll_with(&mut inner, &waker).is_pending());
+                                drop(spawn(hold_and_wait(inner, started.clone())));
+                                until(|| started.load(SeqCst) == 3 && job_started.load(SeqCst))
+                                    .await;
+                                (task, job)
                             });
-                            assert!(poll_with(&mut job, &waker).is_pending());
-                            // A handle polled with the waker inside a task,
-                            // dropped with that task's future at shutdown.
-                            let mut inner = spawn(hold_and_wait((), started.clone()));
-                            assert!(poll_with(&mut inner, &waker).is_pending());
-                            drop(spawn(hold_and_wait(inner, started.clone())));
-                            until(|| started.load(SeqCst) == 3 && job_started.load(SeqCst)).await;
-                            (task, job)
-                        });
-                        waker_maker.arm(faults);
-                        kept
-                    },
-                    |(task, job)| {
-                        // Shutdown woke both handles: the task's when it
-                        // cancelled it, the job's when the job returned.
-                        let wakes = watcher.wakes.load(SeqCst);
-                        assert!(wakes >= 2, "{flavour:?}: the handles' waker was woken {wakes} times");
-                        assert!(output_of(task).expect_err("cancelled").is_cancelled());
-                        assert_eq!(output_of(job).expect("the job returned"), 5);
-                    },
-                );
-                assert_eq!(faulty.live(), 0, "{flavour:?}, {faults:?}: a copy of the waker leaked");
+                            waker_maker.arm(faults);
+                            kept
+                        },
+                        |(task, job)| {
+                            // Shutdown woke both handles: the task's when it
+                            // cancelled it, the job's when the job returned.
+                            let wakes = watcher.wakes.load(SeqCst);
+                            assert!(
+                                wakes >= 2,
+                                "{flavour:?}: the handles' waker was woken {wakes} times"
+                            );
+                            assert!(output_of(task).expect_err("cancelled").is_cancelled());
+                            assert_eq!(output_of(job).expect("the job returned"), 5);
+                        },
+                    );
+                    assert_eq!(
+                        faulty.live(),
+                        0,
+                        "{flavour:?}, {faults:?}: a copy of the waker leaked"
+                    );
+                }
             }
-        }
-    });
+        },
+    );
 }
 
 #[test]
@@ -646,17 +708,30 @@ fn a_runtime_dropped_while_its_thread_is_panicking_does_not_abort() {
                 let kept = rt.block_on(async {
                     let waker = faulty.waker();
                     let started = Arc::new(AtomicUsize::new(0));
-                    drop(spawn(hold_and_wait(Bomb("a pending task's future"), started.clone())));
+                    drop(spawn(hold_and_wait(
+                        Bomb("a pending task's future"),
+                        started.clone(),
+                    )));
                     let mut task = spawn(hold_and_wait((), started.clone()));
                     assert!(poll_with(&mut task, &waker).is_pending());
                     let mut sleep = Box::pin(runtime::time::sleep(Duration::from_secs(3600)));
-                    assert!(sleep.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+                    assert!(
+                        sleep
+                            .as_mut()
+                            .poll(&mut Context::from_waker(&waker))
+                            .is_pending()
+                    );
                     let mut stage04 = stackless::timer::sleep(Duration::from_secs(3600));
                     assert!(poll_with(&mut stage04, &waker).is_pending());
                     drop(stage04);
                     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
                     let mut accept = Box::pin(listener.accept());
-                    assert!(accept.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+                    assert!(
+                        accept
+                            .as_mut()
+                            .poll(&mut Context::from_waker(&waker))
+                            .is_pending()
+                    );
                     drop(accept);
                     until(|| started.load(SeqCst) == 2).await;
                     (task, sleep, listener)
