@@ -61,12 +61,16 @@ pub(crate) struct FdTable {
 }
 
 impl FdTable {
-    /// Forget every fd (runtime shutdown).
+    /// Forget every fd (runtime shutdown). Its waiting wakers are dropped
+    /// here, each on its own with its panic contained: they are user code
+    /// (a stage 04 future polled with a hand-made waker), and this entry
+    /// holds the last reference to their slot.
     pub(crate) fn clear(&self, reactor: &Reactor) {
         let entries: Vec<_> = self.lock().drain().collect();
-        for (fd, (key, _)) in entries {
+        for (fd, (key, scheduled)) in entries {
             let _ = reactor.registry().deregister(&mut SourceFd(&fd));
             reactor.remove_io(key);
+            scheduled.drop_waiters();
         }
     }
 

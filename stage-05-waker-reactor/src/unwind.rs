@@ -10,6 +10,15 @@
 //! poisoned. Each such call goes through [`contain`]; the panic hook has
 //! already printed the message, so dropping the payload loses nothing a
 //! user could act on.
+//!
+//! Shutdown runs user code as well: it drops the futures of the tasks
+//! still pending and wakes their `JoinHandle`s (through the same contained
+//! paths as a task that ends), and it drops every waker the reactor still
+//! holds for a socket or a timer, each on its own through [`drop_each`].
+//! A panic there would do worse still: unwound out of `Runtime::drop`, it
+//! would skip the rest of the teardown (threads to join, tasks and
+//! descriptors to free), and from a runtime dropped while its thread
+//! already unwinds from another panic, it would abort the process.
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -24,6 +33,17 @@ pub(crate) fn contain<R>(f: impl FnOnce() -> R) -> Option<R> {
             drop_payload(payload);
             None
         }
+    }
+}
+
+/// Drop each of `values` on its own, containing a panic in any of them
+/// (see [`contain`]). Dropping the whole collection at once would not do:
+/// a destructor that panics would stop the drop half-way, and the
+/// collection's own unwinding would then run the remaining destructors,
+/// where a second panic aborts the process.
+pub(crate) fn drop_each<T>(values: impl IntoIterator<Item = T>) {
+    for value in values {
+        contain(move || drop(value));
     }
 }
 

@@ -199,12 +199,16 @@ impl Reactor {
     /// interface, sockets that outlive the runtime). A waker owns a
     /// reference to its task, and a task to its runtime: keeping them would
     /// keep the runtime's memory and descriptors alive in a cycle.
+    ///
+    /// A waker's drop is user code (a socket or timer polled with a
+    /// hand-made waker) and may panic: each is dropped on its own, its
+    /// panic contained, so the others are still dropped and the runtime's
+    /// teardown goes on (see [`crate::unwind`]).
     pub(crate) fn shutdown(&self) {
         self.timers.clear();
         let slots = self.io.lock().unwrap_or_else(|e| e.into_inner()).drain();
         for scheduled in &slots {
-            let waiters = std::mem::take(&mut *scheduled.waiters());
-            drop(waiters);
+            scheduled.drop_waiters();
         }
     }
 
@@ -337,6 +341,13 @@ impl ScheduledIo {
     fn waiters(&self) -> std::sync::MutexGuard<'_, Waiters> {
         // No user code runs under this lock (wakers are cloned or moved only).
         self.waiters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Let go of the wakers of both directions (runtime shutdown): outside
+    /// the lock, and each on its own, its panic contained.
+    pub(crate) fn drop_waiters(&self) {
+        let Waiters { reader, writer } = std::mem::take(&mut *self.waiters());
+        crate::unwind::drop_each([reader, writer]);
     }
 
     /// Wake phase for one socket: remember `ready`, collect the wakers of the

@@ -83,7 +83,10 @@ impl Timers {
     /// Forget every timer (runtime shutdown).
     pub(crate) fn clear(&self) {
         let wakers = std::mem::take(&mut self.lock().wakers);
-        drop(wakers); // outside the lock
+        // Outside the lock, and one at a time: a waker's drop is user code
+        // (a timer polled with a hand-made waker), and shutdown must go on
+        // past its panic.
+        crate::unwind::drop_each(wakers.into_values());
     }
 
     /// Number of registered timers.
