@@ -339,7 +339,8 @@ const TICK_SHIFT: u32 = 4;
 
 impl ScheduledIo {
     fn waiters(&self) -> std::sync::MutexGuard<'_, Waiters> {
-        // No user code runs under this lock (wakers are cloned or moved only).
+        // No user code runs under this lock: wakers are only moved in and out
+        // under it, and cloned, dropped or woken outside it.
         self.waiters.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -386,34 +387,57 @@ impl ScheduledIo {
         if let Some(event) = self.ready_event(direction) {
             return Poll::Ready(event);
         }
-        let mut waiters = self.waiters();
-        if let Some(event) = self.ready_event(direction) {
-            return Poll::Ready(event);
+        // Cloning the task's waker and dropping the one it replaces are user
+        // code (a hand-made waker's vtable): neither runs under the lock.
+        let mut new = None;
+        loop {
+            let mut waiters = self.waiters();
+            if let Some(event) = self.ready_event(direction) {
+                drop(waiters);
+                return Poll::Ready(event);
+            }
+            let slot = match direction {
+                Direction::Read => &mut waiters.reader,
+                Direction::Write => &mut waiters.writer,
+            };
+            if slot
+                .as_ref()
+                .is_some_and(|stored| stored.will_wake(cx.waker()))
+            {
+                return Poll::Pending;
+            }
+            match new.take() {
+                Some(waker) => {
+                    let old = slot.replace(waker);
+                    drop(waiters);
+                    drop(old);
+                    return Poll::Pending;
+                }
+                None => {
+                    drop(waiters);
+                    new = Some(cx.waker().clone());
+                }
+            }
         }
-        let slot = match direction {
-            Direction::Read => &mut waiters.reader,
-            Direction::Write => &mut waiters.writer,
-        };
-        match slot {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            _ => *slot = Some(cx.waker().clone()),
-        }
-        Poll::Pending
     }
     // ANCHOR_END: poll_ready
 
     /// Leave `waker` to be woken by the next event in `direction` (stage
     /// 04's one-shot registrations).
     pub(crate) fn set_waiter(&self, direction: Direction, waker: &Waker) {
+        // As in `poll_ready`: the clone and the drop happen outside the lock.
+        let new = waker.clone();
         let mut waiters = self.waiters();
         let slot = match direction {
             Direction::Read => &mut waiters.reader,
             Direction::Write => &mut waiters.writer,
         };
-        match slot {
-            Some(stored) if stored.will_wake(waker) => {}
-            _ => *slot = Some(waker.clone()),
-        }
+        let unused = match slot {
+            Some(stored) if stored.will_wake(waker) => Some(new),
+            _ => slot.replace(new),
+        };
+        drop(waiters);
+        drop(unused);
     }
 
     fn ready_event(&self, direction: Direction) -> Option<ReadyEvent> {

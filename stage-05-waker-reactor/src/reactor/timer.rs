@@ -56,14 +56,32 @@ impl Timers {
 
     /// A registered timer: fired (entry gone), or still waiting, in which
     /// case its waker is replaced by `waker` if they differ.
+    ///
+    /// Cloning the new waker and dropping the old one are user code (a
+    /// hand-made waker's vtable), so neither runs under the lock: a waker
+    /// that panics there, or that registers a timer itself, would poison the
+    /// lock or deadlock on it.
     pub(crate) fn poll(&self, key: TimerKey, waker: &Waker) -> TimerPoll {
+        match self.lock().wakers.get(&key) {
+            None => return TimerPoll::Fired,
+            Some(stored) if stored.will_wake(waker) => return TimerPoll::Waiting,
+            Some(_) => {}
+        }
+        let new = waker.clone();
         let mut map = self.lock();
-        match map.wakers.get_mut(&key) {
-            None => TimerPoll::Fired,
-            Some(stored) => {
-                if !stored.will_wake(waker) {
-                    *stored = waker.clone();
-                }
+        // The timer may have fired between the two locks.
+        let swapped = match map.wakers.get_mut(&key) {
+            None => Err(new),
+            Some(stored) => Ok(std::mem::replace(stored, new)),
+        };
+        drop(map);
+        match swapped {
+            Err(unused) => {
+                drop(unused);
+                TimerPoll::Fired
+            }
+            Ok(old) => {
+                drop(old);
                 TimerPoll::Waiting
             }
         }
