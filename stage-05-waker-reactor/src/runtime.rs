@@ -261,12 +261,10 @@ impl Builder {
                 Handle::CurrentThread(current_thread::Shared::new(blocking.clone())?)
             }
             Flavour::MultiThread => {
-                let workers = self
-                    .worker_threads
-                    .unwrap_or_else(|| {
-                        std::thread::available_parallelism()
-                            .map_or(1, |n| n.get().min(Builder::MAX_WORKER_THREADS))
-                    });
+                let workers = self.worker_threads.unwrap_or_else(|| {
+                    std::thread::available_parallelism()
+                        .map_or(1, |n| n.get().min(Builder::MAX_WORKER_THREADS))
+                });
                 Handle::MultiThread(multi_thread::Shared::new(
                     workers,
                     blocking.clone(),

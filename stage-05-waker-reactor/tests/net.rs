@@ -393,7 +393,9 @@ fn writing_to_a_closed_peer_is_a_broken_pipe_error_even_when_sigpipe_is_not_igno
     for flavour in ["current_thread", "multi_thread"] {
         assert!(
             stdout.contains(&format!("{flavour}: vectored write error Some(BrokenPipe)"))
-                || stdout.contains(&format!("{flavour}: vectored write error Some(ConnectionReset)")),
+                || stdout.contains(&format!(
+                    "{flavour}: vectored write error Some(ConnectionReset)"
+                )),
             "stdout:\n{stdout}"
         );
     }
