@@ -235,11 +235,22 @@ impl TcpStream {
 
     fn poll_read_priv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let len = buf.len();
+        // Nothing to read into: `Ok(0)` now, as `std`'s `Read` and
+        // `read(2)` answer. Waiting for readiness first would leave the task
+        // pending for as long as the peer stays quiet.
+        if len == 0 {
+            return Poll::Ready(Ok(0));
+        }
         self.io
             .poll_transfer(cx, Direction::Read, len, |mut s| s.read(buf))
     }
 
     fn poll_write_priv(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        // As for reads: an empty write has nothing to wait for. (`std`'s
+        // `TcpStream::write` sends with `MSG_NOSIGNAL`: no `SIGPIPE`.)
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
         self.io
             .poll_transfer(cx, Direction::Write, buf.len(), |mut s| s.write(buf))
     }
@@ -250,9 +261,39 @@ impl TcpStream {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let len = bufs.iter().map(|b| b.len()).sum();
+        if len == 0 {
+            return Poll::Ready(Ok(0));
+        }
         self.io
-            .poll_transfer(cx, Direction::Write, len, |mut s| s.write_vectored(bufs))
+            .poll_transfer(cx, Direction::Write, len, |s| send_vectored(s, bufs))
     }
+}
+
+/// `write_vectored` that cannot raise `SIGPIPE`. `std` (and so mio) writes
+/// a vector of buffers with `writev`, which has no flags: on a socket whose
+/// peer is gone it raises `SIGPIPE`, whose default action kills the process.
+/// A Rust `main` ignores the signal, but a library cannot count on that (a C
+/// program may call it, a program may restore the default), so this uses
+/// `sendmsg` with `MSG_NOSIGNAL`, like `std`'s plain `write` does: the
+/// write fails with `BrokenPipe` instead.
+fn send_vectored(stream: &mio::net::TcpStream, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    /// Linux's `IOV_MAX`: `sendmsg` refuses more buffers than this.
+    const IOV_MAX: usize = 1024;
+    // SAFETY: all-zero bytes are a valid `msghdr` (no address, no control
+    // data, no buffers yet).
+    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+    // `IoSlice` is ABI-compatible with `iovec` on Unix (std guarantees it),
+    // and `sendmsg` only reads the buffers.
+    message.msg_iov = bufs.as_ptr().cast::<libc::iovec>().cast_mut();
+    message.msg_iovlen = bufs.len().min(IOV_MAX) as _;
+    // SAFETY: `message` points at `bufs`, which outlive the call; the fd is
+    // the stream's own, open for as long as `stream` is borrowed.
+    let sent = unsafe { libc::sendmsg(stream.as_raw_fd(), &message, libc::MSG_NOSIGNAL) };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(sent as usize)
 }
 
 // ANCHOR: async_read

@@ -163,6 +163,13 @@ impl Default for Builder {
 }
 
 impl Builder {
+    /// The most worker threads [`worker_threads`](Builder::worker_threads)
+    /// accepts. Far more than any machine has cores; a larger number is
+    /// almost surely a mistake (a count of something else, an overflow), and
+    /// would only exhaust memory or the OS's thread limit half-way through
+    /// starting the workers.
+    pub const MAX_WORKER_THREADS: usize = 4096;
+
     /// Current-thread flavour (the default).
     pub fn new_current_thread() -> Builder {
         Builder {
@@ -193,7 +200,9 @@ impl Builder {
         self
     }
 
-    /// Number of worker threads of the multi-threaded flavour (at least 1).
+    /// Number of worker threads of the multi-threaded flavour (at least 1;
+    /// [`build`](Builder::build) refuses more than
+    /// [`MAX_WORKER_THREADS`](Builder::MAX_WORKER_THREADS)).
     pub fn worker_threads(mut self, n: usize) -> Builder {
         self.worker_threads = Some(n.max(1));
         self
@@ -205,7 +214,8 @@ impl Builder {
         self
     }
 
-    /// Prefix of the names of the runtime's threads.
+    /// Prefix of the names of the runtime's threads. It may not contain a
+    /// NUL byte ([`build`](Builder::build) refuses it).
     pub fn thread_name(mut self, name: impl Into<String>) -> Builder {
         self.thread_name = name.into();
         self
@@ -213,7 +223,35 @@ impl Builder {
 
     /// Create the reactor (a mio `Poll`), the blocking pool and, for the
     /// multi-threaded flavour, start the workers.
+    ///
+    /// Fails with [`io::ErrorKind::InvalidInput`] for a thread name with a
+    /// NUL byte or more than [`MAX_WORKER_THREADS`](Builder::MAX_WORKER_THREADS)
+    /// workers, and with the OS's error if it refuses a thread or the epoll
+    /// instance.
     pub fn build(&self) -> io::Result<Runtime> {
+        // Checked here, before anything starts: the OS cannot name a thread
+        // with a NUL byte, and `std::thread::Builder::spawn` panics on one.
+        // Blocking-pool threads start on demand, so the panic would come
+        // much later, out of some task's `spawn_blocking`.
+        if self.thread_name.contains('\0') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the runtime's thread name contains a NUL byte",
+            ));
+        }
+        if self.flavour == Flavour::MultiThread
+            && self
+                .worker_threads
+                .is_some_and(|n| n > Builder::MAX_WORKER_THREADS)
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "worker_threads: at most {} threads",
+                    Builder::MAX_WORKER_THREADS
+                ),
+            ));
+        }
         let blocking = BlockingPool::new(
             self.max_blocking_threads,
             format!("{}-blocking", self.thread_name),
@@ -223,9 +261,10 @@ impl Builder {
                 Handle::CurrentThread(current_thread::Shared::new(blocking.clone())?)
             }
             Flavour::MultiThread => {
-                let workers = self
-                    .worker_threads
-                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+                let workers = self.worker_threads.unwrap_or_else(|| {
+                    std::thread::available_parallelism()
+                        .map_or(1, |n| n.get().min(Builder::MAX_WORKER_THREADS))
+                });
                 Handle::MultiThread(multi_thread::Shared::new(
                     workers,
                     blocking.clone(),

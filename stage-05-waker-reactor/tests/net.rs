@@ -291,3 +291,112 @@ fn bind_listens_on_ipv4_and_ipv6_and_reports_a_port_in_use() {
         });
     }
 }
+
+/// As with `std`'s `Read` and `Write` (and `read(2)` itself), a read or a
+/// write of an empty buffer is `Ok(0)` at once: there is nothing to wait
+/// for, so a quiet peer must not keep it pending.
+#[test]
+fn reads_and_writes_of_an_empty_buffer_complete_at_once_with_zero() {
+    for (name, rt) in both_flavours() {
+        rt.block_on(async {
+            let listener = TcpListener::bind(loopback()).unwrap();
+            let mut client = TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            let (mut server, _) = listener.accept().await.unwrap();
+            let quiet = Duration::from_secs(2);
+            let read = runtime::time::timeout(quiet, server.read(&mut [])).await;
+            assert_eq!(
+                read.map(|r| r.map_err(|e| e.kind())),
+                Ok(Ok(0)),
+                "{name}: empty read on a quiet socket"
+            );
+            let write = runtime::time::timeout(quiet, client.write(&[])).await;
+            assert_eq!(write.map(|r| r.map_err(|e| e.kind())), Ok(Ok(0)), "{name}");
+            // The socket still works, and sees only the real bytes.
+            client.write_all(b"ok").await.unwrap();
+            let mut buf = [0u8; 2];
+            server.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"ok", "{name}");
+        });
+    }
+}
+
+const CHILD_ROLE: &str = "STAGE05_NET_CHILD_ROLE";
+
+/// Run this test binary again as a child (through `COURSE_EMULATOR` under
+/// qemu-user), with only `test_name` selected and `role` in its environment.
+fn run_child(test_name: &str, role: &str) -> std::process::Output {
+    let exe = std::env::current_exe().expect("path of the test binary");
+    let mut words = std::env::var("COURSE_EMULATOR").unwrap_or_default();
+    words.push(' ');
+    words.push_str(&exe.to_string_lossy());
+    let mut words = words.split_whitespace();
+    let mut command = std::process::Command::new(words.next().expect("a program to run"));
+    command
+        .args(words)
+        .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ROLE, role)
+        .env("RUST_BACKTRACE", "0");
+    command.output().expect("start the child process")
+}
+
+/// A Rust `main` ignores `SIGPIPE`, but a library cannot count on that: a
+/// C program, or one that restored the default, dies of the signal when it
+/// writes to a socket whose peer is gone. Every write must say `BrokenPipe`
+/// instead, the vectored ones included. Checked in a child process with
+/// `SIGPIPE` at its default action.
+#[test]
+fn writing_to_a_closed_peer_is_a_broken_pipe_error_even_when_sigpipe_is_not_ignored() {
+    const NAME: &str =
+        "writing_to_a_closed_peer_is_a_broken_pipe_error_even_when_sigpipe_is_not_ignored";
+    if std::env::var(CHILD_ROLE).as_deref() == Ok("sigpipe") {
+        // SAFETY: restoring a signal's default action; no handler involved.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+        for (name, rt) in both_flavours() {
+            rt.block_on(async {
+                let listener = TcpListener::bind(loopback()).unwrap();
+                let mut client = TcpStream::connect(listener.local_addr().unwrap())
+                    .await
+                    .unwrap();
+                let (server, _) = listener.accept().await.unwrap();
+                drop(server);
+                // The first write may still be accepted (the peer answers it
+                // with a reset); the next ones fail.
+                let chunk = [7u8; 1024];
+                let mut error = None;
+                for _ in 0..100 {
+                    let slices = [std::io::IoSlice::new(&chunk), std::io::IoSlice::new(&chunk)];
+                    if let Err(e) = client.write_vectored(&slices).await {
+                        error = Some(e.kind());
+                        break;
+                    }
+                    runtime::time::sleep(Duration::from_millis(5)).await;
+                }
+                println!("{name}: vectored write error {error:?}");
+                let plain = client.write(&chunk).await.map_err(|e| e.kind());
+                println!("{name}: plain write {plain:?}");
+            });
+        }
+        println!("child survived");
+        return;
+    }
+    let output = run_child(NAME, "sigpipe");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("child survived"),
+        "the child died ({:?}, signal {:?}); stdout:\n{stdout}\nstderr:\n{stderr}",
+        output.status,
+        std::os::unix::process::ExitStatusExt::signal(&output.status)
+    );
+    for flavour in ["current_thread", "multi_thread"] {
+        assert!(
+            stdout.contains(&format!("{flavour}: vectored write error Some(BrokenPipe)"))
+                || stdout.contains(&format!(
+                    "{flavour}: vectored write error Some(ConnectionReset)"
+                )),
+            "stdout:\n{stdout}"
+        );
+    }
+}

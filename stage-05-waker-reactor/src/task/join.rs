@@ -17,6 +17,10 @@ use super::core::Header;
 /// (the panic is inside the error) or was cancelled by [`abort`](Self::abort)
 /// or by runtime shutdown. Dropping the handle *detaches* the task: it keeps
 /// running and its output is dropped when it finishes.
+///
+/// Like most futures, a handle that returned `Ready` must not be polled
+/// again: that panics ("JoinHandle polled after it returned Ready"). It may
+/// be polled with a different waker each time; only the latest is woken.
 pub struct JoinHandle<T> {
     raw: NonNull<Header>,
     _output: PhantomData<T>,

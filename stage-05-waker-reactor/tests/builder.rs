@@ -1,0 +1,55 @@
+//! What the `Builder` does with input that cannot make a runtime: an
+//! `io::Error` from `build`, never a panic (nor a thread left running).
+
+use std::io::ErrorKind;
+
+use runtime::{Builder, Runtime};
+
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .count()
+}
+
+#[test]
+fn a_thread_name_with_a_nul_byte_is_an_invalid_input_error_for_both_flavours() {
+    let before = threads();
+    for builder in [Runtime::builder(), Runtime::builder().multi_thread()] {
+        let built = builder.thread_name("worker\0name").build();
+        assert_eq!(
+            built.map(|_| ()).map_err(|e| e.kind()),
+            Err(ErrorKind::InvalidInput),
+            "a name the OS cannot take is refused up front (the blocking pool \
+             would otherwise panic in `spawn_blocking`, much later)"
+        );
+    }
+    assert_eq!(threads(), before, "no thread was started");
+}
+
+#[test]
+fn an_absurd_number_of_worker_threads_is_an_invalid_input_error() {
+    for n in [usize::MAX, Builder::MAX_WORKER_THREADS + 1] {
+        let built = Runtime::builder().multi_thread().worker_threads(n).build();
+        assert_eq!(
+            built.map(|_| ()).map_err(|e| e.kind()),
+            Err(ErrorKind::InvalidInput),
+            "worker_threads({n})"
+        );
+    }
+}
+
+#[test]
+fn zero_threads_mean_one_and_the_runtime_works() {
+    let rt = Runtime::builder()
+        .multi_thread()
+        .worker_threads(0)
+        .max_blocking_threads(0)
+        .build()
+        .expect("zero is taken as one");
+    let out = rt.block_on(async {
+        let task = runtime::spawn(async { 1 });
+        let job = runtime::spawn_blocking(|| 2);
+        task.await.unwrap() + job.await.unwrap()
+    });
+    assert_eq!(out, 3);
+}
