@@ -1,0 +1,172 @@
+//! Hostile surroundings: a coordinator that stops mid-frame, an input that
+//! is not a file, a disk that refuses to grow, debris of killed processes.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Kills and reaps a child on drop, so a failing test leaves nothing behind.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_worker_whose_coordinator_stops_mid_frame_exits_with_an_error_instead_of_hanging() {
+    let dir = TestDir::new("midframe");
+    let fake = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = fake.local_addr().unwrap();
+    let mut w = start_worker(&dir, "wc", addr);
+    let (mut conn, _) = fake.accept().unwrap();
+    // Read the worker's GetTask, then answer with half a length prefix
+    // and nothing more, keeping the connection open.
+    let mut request = [0u8; 64];
+    let _ = conn.read(&mut request).unwrap();
+    conn.write_all(&[0, 0]).unwrap();
+    let started = Instant::now();
+    let status = wait_for(&mut w.child, Duration::from_secs(60), "worker");
+    assert!(
+        !status.success(),
+        "a broken reply is an error, not a finished job: {status}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        w.log.wait_for("not finished within", Duration::from_secs(10)),
+        "{}",
+        w.log.joined()
+    );
+    drop(conn);
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A FIFO nobody writes to: opening it for reading would wait for ever.
+fn fifo(dir: &TestDir, name: &str) -> String {
+    let path = dir.path().join(name);
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    name.to_string()
+}
+
+fn output_within(mut cmd: std::process::Command, limit: Duration) -> std::process::Output {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = Reaped(child);
+    let status = wait_for(&mut child.0, limit, "mapreduce");
+    let mut stderr = Vec::new();
+    child
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_end(&mut stderr)
+        .unwrap();
+    std::process::Output {
+        status,
+        stdout: Vec::new(),
+        stderr,
+    }
+}
+
+#[test]
+fn a_fifo_given_as_input_is_refused_at_once_by_every_command() {
+    let dir = TestDir::new("fifo");
+    let input = fifo(&dir, "pipe.txt");
+    for args in [
+        vec!["sequential", "--app", "wc"],
+        vec!["coordinator", "--listen", "127.0.0.1:0"],
+        vec!["run", "--app", "wc", "--workers", "1", "--dir", "out"],
+    ] {
+        let mut cmd = dir.mapreduce();
+        cmd.args(&args).arg(&input);
+        let out = output_within(cmd, Duration::from_secs(30));
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("pipe.txt") && err.contains("not a regular file"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_file_size_limit_fails_the_output_cleanly_and_leaves_no_temporary_file() {
+    let dir = TestDir::new("fsize");
+    let files = books(dir.path(), 2, 50_000);
+    let mut cmd = dir.mapreduce();
+    cmd.args(["sequential", "--app", "wc", "--dir", "seq"])
+        .args(&files);
+    // RLIMIT_FSIZE: the kernel's answer to a write past the limit is the
+    // same as a full disk's (the write fails), plus a SIGXFSZ signal.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 4096,
+                rlim_max: 4096,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = output_within(cmd, Duration::from_secs(60));
+    let err = stderr_of(&out);
+    assert_eq!(
+        out.status.signal(),
+        None,
+        "killed by a signal instead of reporting the error: {err}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("mr-out-0"), "the message names the file: {err}");
+    let left: Vec<String> = std::fs::read_dir(dir.path().join("seq"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn run_removes_the_temporary_files_a_killed_worker_left_in_its_directory() {
+    let dir = TestDir::new("debris");
+    let files = books(dir.path(), 2, 2000);
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    // What AtomicFile leaves when its process is killed mid-write.
+    let debris = [".mr-out-3.tmp.99999.0", ".mr-1-2.tmp.99999.7"];
+    for name in debris {
+        std::fs::write(out.join(name), b"half a file").unwrap();
+    }
+    std::fs::write(out.join("notes.tmp"), b"not ours").unwrap();
+    let mut cmd = dir.mapreduce();
+    cmd.args(["run", "--app", "wc", "--workers", "1", "--quiet", "--dir", "out"])
+        .args(&files);
+    let result = output_within(cmd, job_limit());
+    assert!(result.status.success(), "{}", stderr_of(&result));
+    for name in debris {
+        assert!(!out.join(name).exists(), "{name} is still there");
+    }
+    assert!(out.join("notes.tmp").exists(), "a file of the user's was removed");
+}
