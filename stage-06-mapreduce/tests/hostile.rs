@@ -47,7 +47,8 @@ fn a_worker_whose_coordinator_stops_mid_frame_exits_with_an_error_instead_of_han
         started.elapsed()
     );
     assert!(
-        w.log.wait_for("not finished within", Duration::from_secs(10)),
+        w.log
+            .wait_for("not finished within", Duration::from_secs(10)),
         "{}",
         w.log.joined()
     );
@@ -62,7 +63,9 @@ fn stderr_of(out: &std::process::Output) -> String {
 fn fifo(dir: &TestDir, name: &str) -> String {
     let path = dir.path().join(name);
     let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    // SAFETY: `c` is a NUL-terminated path that outlives the call.
+    let made = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
+    assert_eq!(made, 0, "mkfifo");
     name.to_string()
 }
 
@@ -120,6 +123,8 @@ fn a_file_size_limit_fails_the_output_cleanly_and_leaves_no_temporary_file() {
         .args(&files);
     // RLIMIT_FSIZE: the kernel's answer to a write past the limit is the
     // same as a full disk's (the write fails), plus a SIGXFSZ signal.
+    // SAFETY: the closure runs in the forked child before exec and calls
+    // only setrlimit, which is async-signal-safe, and allocates nothing.
     unsafe {
         cmd.pre_exec(|| {
             let limit = libc::rlimit {
@@ -140,7 +145,10 @@ fn a_file_size_limit_fails_the_output_cleanly_and_leaves_no_temporary_file() {
         "killed by a signal instead of reporting the error: {err}"
     );
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("mr-out-0"), "the message names the file: {err}");
+    assert!(
+        err.contains("mr-out-0"),
+        "the message names the file: {err}"
+    );
     let left: Vec<String> = std::fs::read_dir(dir.path().join("seq"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -161,12 +169,24 @@ fn run_removes_the_temporary_files_a_killed_worker_left_in_its_directory() {
     }
     std::fs::write(out.join("notes.tmp"), b"not ours").unwrap();
     let mut cmd = dir.mapreduce();
-    cmd.args(["run", "--app", "wc", "--workers", "1", "--quiet", "--dir", "out"])
-        .args(&files);
+    cmd.args([
+        "run",
+        "--app",
+        "wc",
+        "--workers",
+        "1",
+        "--quiet",
+        "--dir",
+        "out",
+    ])
+    .args(&files);
     let result = output_within(cmd, job_limit());
     assert!(result.status.success(), "{}", stderr_of(&result));
     for name in debris {
         assert!(!out.join(name).exists(), "{name} is still there");
     }
-    assert!(out.join("notes.tmp").exists(), "a file of the user's was removed");
+    assert!(
+        out.join("notes.tmp").exists(),
+        "a file of the user's was removed"
+    );
 }
