@@ -137,12 +137,26 @@ async fn connect(addr: SocketAddr, patience: Duration) -> io::Result<TcpStream> 
 /// `Refuse` becomes a `PermissionDenied` error carrying its reason.
 async fn call(stream: &mut TcpStream, request: &Message) -> io::Result<Message> {
     wire::write_message(stream, request).await?;
-    match wire::read_message(stream).await? {
-        Some(Message::Refuse { reason }) => {
-            Err(io::Error::new(io::ErrorKind::PermissionDenied, reason))
+    // The coordinator may hold a GetTask reply for as long as every task
+    // is busy: no deadline for the reply to start. But a reply that starts
+    // and stalls comes from a broken coordinator, and waiting on it would
+    // keep this worker alive for ever; the coordinator gives us the same
+    // deadline.
+    let Some(first) = wire::read_frame_start(stream).await? else {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    };
+    let payload = match timeout(FRAME_TIMEOUT, wire::read_frame_rest(stream, first)).await {
+        Ok(payload) => payload?,
+        Err(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("reply not finished within {FRAME_TIMEOUT:?}"),
+            ));
         }
-        Some(reply) => Ok(reply),
-        None => Err(io::ErrorKind::UnexpectedEof.into()),
+    };
+    match Message::decode(&payload)? {
+        Message::Refuse { reason } => Err(io::Error::new(io::ErrorKind::PermissionDenied, reason)),
+        reply => Ok(reply),
     }
 }
 
