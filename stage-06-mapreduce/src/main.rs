@@ -232,6 +232,14 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 }
 
 fn main() -> ExitCode {
+    // A write past RLIMIT_FSIZE raises SIGXFSZ, whose default action kills
+    // the process mid-write, with no message and its temporary file left
+    // behind. Ignored, the write fails with EFBIG like on a full disk: the
+    // error is reported with the file's name and the temporary file is
+    // removed. (Worker processes started by `run` run this line too.)
+    // SAFETY: setting a signal to SIG_IGN installs no handler, so nothing
+    // can run in signal context; no other thread exists yet.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     let cli = Cli::parse();
     let name = cli.command.name();
     match run(cli.command) {
