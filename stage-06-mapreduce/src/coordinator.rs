@@ -25,9 +25,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::fs::File;
 use std::io;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -131,15 +131,8 @@ pub fn check_inputs(files: &[String]) -> Result<u64, InputError> {
                 "path too long",
             )));
         }
-        let handle = File::open(file).map_err(fail)?;
-        let meta = handle.metadata().map_err(fail)?;
-        if !meta.is_file() {
-            return Err(fail(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "not a regular file",
-            )));
-        }
-        total += meta.len();
+        let (_, len) = crate::files::open_input(Path::new(file)).map_err(fail)?;
+        total += len;
     }
     Ok(total)
 }

@@ -68,10 +68,34 @@ pub fn ensure_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
+/// Opens an input file and returns it with its length; anything but a
+/// regular file is an `InvalidInput` error.
+pub fn open_input(path: &Path) -> io::Result<(File, u64)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // Without O_NONBLOCK, opening a FIFO for reading waits until someone
+    // opens it for writing, which may be never: the command would hang
+    // before it could say what is wrong. The flag changes nothing for the
+    // regular files read after the check.
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok((file, meta.len()))
+}
+
 /// Reads an input file. Bytes that are not UTF-8 become U+FFFD instead of
 /// an error: a word count over a stray Latin-1 file should still count.
 pub fn read_input(path: &Path) -> io::Result<String> {
-    let bytes = fs::read(path)?;
+    let (mut file, size) = open_input(path)?;
+    let mut bytes = Vec::with_capacity((size as usize).saturating_add(1));
+    file.read_to_end(&mut bytes)?;
     // Valid UTF-8 (the usual case) is checked once and the buffer reused;
     // only invalid input pays for a second, repairing pass.
     Ok(match String::from_utf8(bytes) {
@@ -85,10 +109,9 @@ pub fn read_input(path: &Path) -> io::Result<String> {
 /// repaired (U+FFFD for bad bytes) when it is not.
 pub fn read_input_into<'b>(path: &Path, buf: &'b mut Vec<u8>) -> io::Result<Cow<'b, str>> {
     buf.clear();
-    let mut file = File::open(path)?;
+    let (mut file, size) = open_input(path)?;
     // Room for the whole file at once: growing by doubling would copy it.
-    let size = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
-    buf.reserve(size.saturating_add(1));
+    buf.reserve((size as usize).saturating_add(1));
     file.read_to_end(buf)?;
     Ok(String::from_utf8_lossy(buf))
 }
