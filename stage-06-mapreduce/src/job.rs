@@ -101,8 +101,9 @@ pub fn self_command() -> io::Result<Vec<OsString>> {
 }
 
 /// Removes the files a previous job left in `dir` (`mr-out-*` and `mr-M-R`,
-/// and the `.fetch-*` directories of reduce tasks that were killed while
-/// fetching), so the outputs read afterwards are this job's only.
+/// the temporary `.mr-*.tmp.PID.N` files of processes killed while writing
+/// them, and the `.fetch-*` directories of reduce tasks that were killed
+/// while fetching), so the outputs read afterwards are this job's only.
 pub fn clean_job_files(dir: &Path) -> io::Result<()> {
     let Ok(entries) = fs::read_dir(dir) else {
         return Ok(());
@@ -115,19 +116,33 @@ pub fn clean_job_files(dir: &Path) -> io::Result<()> {
             fs::remove_dir_all(entry.path())?;
             continue;
         }
-        let Some(rest) = name.strip_prefix("mr-") else {
+        // A process killed between creating its temporary file and the
+        // rename leaves `.NAME.tmp.PID.N` behind, and nobody else ever
+        // removes it: a directory reused job after job (run's default)
+        // would collect them for ever.
+        let temp_of = name
+            .strip_prefix('.')
+            .and_then(|n| n.split_once(".tmp."))
+            .filter(|(_, suffix)| is_numbers(suffix, '.'));
+        let job_file = match temp_of {
+            Some((base, _)) => base,
+            None => name,
+        };
+        let Some(rest) = job_file.strip_prefix("mr-") else {
             continue;
         };
-        let numbers = rest.strip_prefix("out-").unwrap_or(rest);
-        if !numbers.is_empty()
-            && numbers
-                .split('-')
-                .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        {
+        if is_numbers(rest.strip_prefix("out-").unwrap_or(rest), '-') {
             fs::remove_file(entry.path())?;
         }
     }
     Ok(())
+}
+
+/// `s` is one or more decimal numbers joined by `sep`.
+fn is_numbers(s: &str, sep: char) -> bool {
+    !s.is_empty()
+        && s.split(sep)
+            .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The corpus `run` counts when given no files: `bytes` of generated text
@@ -392,6 +407,10 @@ mod tests {
             "mr-worker-map-7",
             "notes.txt",
             "mr-1-",
+            ".mr-out-3.tmp.1234.0",
+            ".mr-2-5.tmp.77.12",
+            ".mr-2-5.tmp.x.1",
+            ".notes.tmp.1.2",
         ];
         for n in names {
             fs::write(dir.join(n), b"").unwrap();
@@ -409,6 +428,8 @@ mod tests {
             left,
             [
                 ".fetch-not-a-dir",
+                ".mr-2-5.tmp.x.1",
+                ".notes.tmp.1.2",
                 "mr-1-",
                 "mr-out-",
                 "mr-worker-map-7",
