@@ -780,6 +780,8 @@ mod tests {
             b"GET /600001/x HTTP/1.1",
             b"GET /1/%zz HTTP/1.1",
             b"GET /1/% HTTP/1.1",
+            b"GET /1/%+1 HTTP/1.1",
+            b"GET /1/%-1 HTTP/1.1",
             b"GET /1/x SPDY/3",
             b"GET /1/x HTTP/1.1 extra",
             b"\xff\xfe",
