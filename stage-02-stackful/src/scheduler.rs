@@ -342,13 +342,16 @@ impl Scheduler {
 
     /// Starts unwinding a cancelled green thread.
     fn unwind_cancelled(&self, id: GreenId) {
-        let (first_time, never_ran) = self
-            .threads
-            .borrow_mut()
-            .get_mut(id.slot())
-            .map_or((false, true), |thread| {
-                (!std::mem::replace(&mut thread.cancelled, true), thread.never_ran)
-            });
+        let (first_time, never_ran) =
+            self.threads
+                .borrow_mut()
+                .get_mut(id.slot())
+                .map_or((false, true), |thread| {
+                    (
+                        !std::mem::replace(&mut thread.cancelled, true),
+                        thread.never_ran,
+                    )
+                });
         // After the first delivery, a block inside a destructor that runs
         // during the unwind must not panic again (that would abort), so it
         // gets a spurious wake-up. But if no unwind is in flight, the thread

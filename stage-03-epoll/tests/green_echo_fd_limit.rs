@@ -91,7 +91,9 @@ fn out_of_descriptors_the_green_echo_server_waits_and_echoes_the_queued_clients_
         .map(|(i, fd)| {
             connect(&fd, addr);
             let mut stream = TcpStream::from(fd);
-            stream.write_all(format!("client {i}").as_bytes()).expect("write");
+            stream
+                .write_all(format!("client {i}").as_bytes())
+                .expect("write");
             stream
         })
         .collect();
