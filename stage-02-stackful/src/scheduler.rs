@@ -113,6 +113,9 @@ struct Thread {
     timer_key: u64,
     /// Cancellation has been delivered (the thread is unwinding).
     cancelled: bool,
+    /// Cancelled before its closure ever ran: its entry only drops the
+    /// closure, so no later block in it is unwound.
+    never_ran: bool,
 }
 
 impl std::fmt::Debug for Thread {
@@ -272,6 +275,7 @@ impl Scheduler {
             suspender: ptr::null(),
             timer_key: 0,
             cancelled: false,
+            never_ran: false,
         });
         let id = GreenId::new(slot, serial);
         self.run_queue.borrow_mut().push_back(id);
@@ -336,20 +340,32 @@ impl Scheduler {
     }
     // ANCHOR_END: switch_out
 
-    /// Starts unwinding a cancelled green thread, once.
+    /// Starts unwinding a cancelled green thread.
     fn unwind_cancelled(&self, id: GreenId) {
-        let first_time = self
-            .threads
-            .borrow_mut()
-            .get_mut(id.slot())
-            .is_some_and(|thread| !std::mem::replace(&mut thread.cancelled, true));
-        if first_time {
+        let (first_time, never_ran) =
+            self.threads
+                .borrow_mut()
+                .get_mut(id.slot())
+                .map_or((false, true), |thread| {
+                    (
+                        !std::mem::replace(&mut thread.cancelled, true),
+                        thread.never_ran,
+                    )
+                });
+        // After the first delivery, a block inside a destructor that runs
+        // during the unwind must not panic again (that would abort), so it
+        // gets a spurious wake-up. But if no unwind is in flight, the thread
+        // caught the cancellation (a `catch_unwind` around a blocking call,
+        // as a supervisor loop has) and blocks again in ordinary code: a
+        // wake-up would only let it loop, and teardown would spin for ever,
+        // so it is cancelled again. (`panicking()` counts every unwind on the
+        // OS thread: while another green thread is parked half-way through
+        // its own unwind, this one gets spurious wake-ups until that ends.)
+        if !never_ran && (first_time || !std::thread::panicking()) {
             // `resume_unwind` runs destructors without calling the panic hook:
             // a cancellation is not an error worth printing.
             std::panic::resume_unwind(Box::new(Cancelled));
         }
-        // Already unwinding (a destructor blocked again): just return, as a
-        // spurious wake-up would.
     }
 
     /// `yield_now`: go to the back of the run queue.
@@ -490,6 +506,7 @@ impl Scheduler {
                 // cancellation, so a blocking destructor there must not be
                 // unwound again.
                 thread.cancelled = true;
+                thread.never_ran = true;
             }
             self.running_suspender.set(thread.suspender);
             match thread.fiber.take() {

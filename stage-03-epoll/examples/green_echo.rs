@@ -10,6 +10,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use netpoll::net::{TcpListener, TcpStream};
 
@@ -38,15 +39,34 @@ fn main() -> io::Result<()> {
 // ANCHOR: green_echo
 /// Accepts forever; each connection gets a green thread of its own.
 pub fn serve(listener: TcpListener) -> io::Result<()> {
+    let mut pause = Duration::ZERO;
     loop {
         let stream = match listener.accept() {
             Ok((stream, _peer)) => stream, // (parked until a client came)
             // A client that reset while still queued: not the server's problem.
             Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+            // Out of descriptors or memory: the client stays queued in the
+            // kernel. Giving up would reset every queued client; retrying at
+            // once would spin (the failing accept returns at once). So this
+            // green thread sleeps, 5 ms doubling up to 1 s, and tries again.
+            Err(e) if out_of_resources(&e) => {
+                pause = (pause * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
+                green::sleep(pause);
+                continue;
+            }
             Err(e) => return Err(e),
         };
+        pause = Duration::ZERO;
         green::spawn(move || echo(stream));
     }
+}
+
+/// `accept` failed for want of descriptors (EMFILE, ENFILE) or memory.
+fn out_of_resources(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
 }
 
 /// Reads and writes back until the client closes: ordinary blocking code.

@@ -717,6 +717,11 @@ fn percent_decode(s: &str) -> Option<Vec<u8>> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = bytes.get(i + 1..i + 3)?;
+            // Exactly two hex digits: `from_str_radix` alone would also
+            // take a sign, and decode `%+1` as byte 1.
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
             let hex = std::str::from_utf8(hex).ok()?;
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
@@ -780,6 +785,8 @@ mod tests {
             b"GET /600001/x HTTP/1.1",
             b"GET /1/%zz HTTP/1.1",
             b"GET /1/% HTTP/1.1",
+            b"GET /1/%+1 HTTP/1.1",
+            b"GET /1/%-1 HTTP/1.1",
             b"GET /1/x SPDY/3",
             b"GET /1/x HTTP/1.1 extra",
             b"\xff\xfe",
