@@ -48,8 +48,9 @@ mod bare {
     }
 }
 
-/// Answers every resume with its input plus one, for ever (its return type
-/// says so: `Infallible`, and so does corosensei's closure below, so both resumes return an 8-byte result).
+/// Answers every resume with its input plus one, for ever. Its return type
+/// says so (`Infallible`), and so does corosensei's closure below, so both
+/// resumes return an 8-byte result.
 fn counter<Fp: FpControl>() -> Fiber<u64, u64, Infallible, Fp> {
     let stack = Stack::new(Stack::DEFAULT_SIZE).unwrap();
     Fiber::with_fp_control(
