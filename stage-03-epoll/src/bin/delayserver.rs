@@ -8,6 +8,7 @@
 //!
 //! Stop it with Ctrl-C.
 
+use std::io::Write;
 use std::net::SocketAddr;
 
 use netpoll::delayserver::DelayServer;
@@ -23,11 +24,17 @@ fn main() -> std::io::Result<()> {
         None => SocketAddr::from(([127, 0, 0, 1], 8080)),
     };
     let server = DelayServer::bind(addr)?;
-    println!(
+    // The address is for whoever reads stdout. If nobody does (a pipe whose
+    // reader is gone), the server still serves: `println!` would panic.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
         "delay server on http://{}/{{ms}}/{{message}}",
         server.addr()
     );
-    println!("try: curl {}", server.url(1000, "hello"));
+    let _ = writeln!(out, "try: curl {}", server.url(1000, "hello"));
+    let _ = out.flush();
+    drop(out);
     // The server runs on its own thread; this one has nothing else to do.
     loop {
         std::thread::park();
