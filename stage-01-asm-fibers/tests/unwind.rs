@@ -17,51 +17,16 @@ use std::ffi::{c_int, c_void};
 use std::hint::black_box;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod common {
+    pub mod single_step;
+}
+
+use common::single_step::{Walk, has_unwind_info, install, trap_flag};
 use fibers::{Fiber, Suspender};
 
 const CHILD_ROLE: &str = "STAGE01_CHILD_ROLE";
-
-#[repr(C)]
-struct UnwindContext(());
-
-type TraceFn = extern "C" fn(*mut UnwindContext, *mut c_void) -> c_int;
-
-unsafe extern "C" {
-    fn _Unwind_Backtrace(trace: TraceFn, argument: *mut c_void) -> c_int;
-    fn _Unwind_GetIP(context: *mut UnwindContext) -> usize;
-    fn _Unwind_GetRegionStart(context: *mut UnwindContext) -> usize;
-    fn _Unwind_Find_FDE(pc: *const c_void, bases: *mut [usize; 3]) -> *const c_void;
-}
-
-/// Whether any unwind information covers `pc`.
-fn has_unwind_info(pc: usize) -> bool {
-    let mut bases = [0usize; 3];
-    // SAFETY: a lookup in the registered unwind tables; writes only `bases`.
-    !unsafe { _Unwind_Find_FDE(pc as *const c_void, &mut bases) }.is_null()
-}
-
-const MAX_FRAMES: usize = 64;
-
-/// The frames of one walk: instruction pointer and start of the function
-/// its unwind information covers (meaningless where there is none).
-struct Walk {
-    frames: [(usize, usize); MAX_FRAMES],
-    len: usize,
-}
-
-extern "C" fn record_frame(context: *mut UnwindContext, walk: *mut c_void) -> c_int {
-    // SAFETY: `walk` is the Walk the handler passed; context is the unwinder's.
-    let walk = unsafe { &mut *walk.cast::<Walk>() };
-    if walk.len == MAX_FRAMES {
-        return 5; // _URC_END_OF_STACK: enough frames
-    }
-    // SAFETY: the context is valid during the callback.
-    walk.frames[walk.len] = unsafe { (_Unwind_GetIP(context), _Unwind_GetRegionStart(context)) };
-    walk.len += 1;
-    0 // _URC_NO_REASON: go on
-}
 
 /// Where the walks end up. Filled by the handler with atomics only.
 static SIGNALS: AtomicUsize = AtomicUsize::new(0);
@@ -73,18 +38,11 @@ static FIRST_BAD_RETURN: AtomicUsize = AtomicUsize::new(0);
 static KNOWN_FRAMES: [AtomicUsize; 3] = [const { AtomicUsize::new(0) }; 3];
 
 extern "C" fn on_trap(_: c_int, _: *mut libc::siginfo_t, context: *mut c_void) {
-    // SAFETY: the kernel passes a ucontext to an SA_SIGINFO handler.
-    let pc =
-        unsafe { (*context.cast::<libc::ucontext_t>()).uc_mcontext.gregs[libc::REG_RIP as usize] }
-            as usize;
+    // SAFETY: on_trap is an SA_SIGINFO handler.
+    let pc = unsafe { common::single_step::interrupted_pc(context) };
     SIGNALS.fetch_add(1, Ordering::Relaxed);
-    let mut walk = Walk {
-        frames: [(0, 0); MAX_FRAMES],
-        len: 0,
-    };
-    // SAFETY: record_frame matches the callback type and gets our Walk.
-    unsafe { _Unwind_Backtrace(record_frame, (&raw mut walk).cast()) };
-    let frames = &walk.frames[..walk.len];
+    let walk = Walk::from_here();
+    let frames = walk.frames();
     // The walk crosses the signal frame into the interrupted instruction.
     let Some(interrupted) = frames.iter().position(|&(ip, _)| ip == pc) else {
         note_bad_walk(pc, 0);
@@ -109,45 +67,6 @@ fn note_bad_walk(pc: usize, return_address: usize) {
     if BAD_WALKS.fetch_add(1, Ordering::Relaxed) == 0 {
         FIRST_BAD_PC.store(pc, Ordering::Relaxed);
         FIRST_BAD_RETURN.store(return_address, Ordering::Relaxed);
-    }
-}
-
-/// Whether the next SIGUSR1 turns single-stepping on or off.
-static STEP: AtomicBool = AtomicBool::new(false);
-
-/// Sets or clears the trap flag in the flags the interrupted code gets back
-/// when the handler returns. (`pushfq`/`popfq` in inline assembly would move
-/// rsp under the enclosing function's unwind information: the very mistake
-/// this test is after.)
-extern "C" fn on_toggle(_: c_int, _: *mut libc::siginfo_t, context: *mut c_void) {
-    // SAFETY: the kernel passes a ucontext to an SA_SIGINFO handler.
-    let flags = unsafe {
-        &mut (*context.cast::<libc::ucontext_t>()).uc_mcontext.gregs[libc::REG_EFL as usize]
-    };
-    if STEP.load(Ordering::Relaxed) {
-        *flags |= TRAP_FLAG;
-    } else {
-        *flags &= !TRAP_FLAG;
-    }
-}
-
-/// RFLAGS.TF: with it set, the CPU traps after every instruction.
-const TRAP_FLAG: i64 = 0x100;
-
-fn trap_flag(on: bool) {
-    STEP.store(on, Ordering::Relaxed);
-    // SAFETY: raise has no preconditions; on_toggle handles SIGUSR1.
-    unsafe { libc::raise(libc::SIGUSR1) };
-}
-
-fn install(signal: c_int, handler: extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void)) {
-    // SAFETY: a plain SA_SIGINFO handler, installed before its signal can come.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = handler as *const () as usize;
-        action.sa_flags = libc::SA_SIGINFO;
-        libc::sigemptyset(&mut action.sa_mask);
-        assert_eq!(libc::sigaction(signal, &action, std::ptr::null_mut()), 0);
     }
 }
 
@@ -185,8 +104,7 @@ fn single_step_one_round_trip() {
     KNOWN_FRAMES[2].store(resumer_outer as *const () as usize, Ordering::Relaxed);
     let mut fiber = Fiber::new(fiber_body).unwrap();
     fiber.resume(()); // started and suspended, outside the stepped part
-    install(libc::SIGTRAP, on_trap);
-    install(libc::SIGUSR1, on_toggle);
+    install(on_trap);
     resumer_outer(&mut fiber);
     resumer_outer(&mut fiber);
 }

@@ -10,46 +10,16 @@ use std::ffi::{c_int, c_void};
 use std::hint::black_box;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod common {
+    pub mod single_step;
+}
+
+use common::single_step::{Walk, has_unwind_info, install, trap_flag};
 use fibers::{Fiber, FiberResult, SharedFp, Stack, Suspender};
 
 const CHILD_ROLE: &str = "UNWIND_LIFECYCLE_CHILD";
-
-#[repr(C)]
-struct UnwindContext(());
-type TraceFn = extern "C" fn(*mut UnwindContext, *mut c_void) -> c_int;
-
-unsafe extern "C" {
-    fn _Unwind_Backtrace(trace: TraceFn, argument: *mut c_void) -> c_int;
-    fn _Unwind_GetIP(context: *mut UnwindContext) -> usize;
-    fn _Unwind_GetRegionStart(context: *mut UnwindContext) -> usize;
-    fn _Unwind_Find_FDE(pc: *const c_void, bases: *mut [usize; 3]) -> *const c_void;
-}
-
-fn has_unwind_info(pc: usize) -> bool {
-    let mut bases = [0usize; 3];
-    // SAFETY: a lookup in the registered unwind tables.
-    !unsafe { _Unwind_Find_FDE(pc as *const c_void, &mut bases) }.is_null()
-}
-
-const MAX_FRAMES: usize = 64;
-struct Walk {
-    frames: [(usize, usize); MAX_FRAMES],
-    len: usize,
-}
-
-extern "C" fn record_frame(context: *mut UnwindContext, walk: *mut c_void) -> c_int {
-    // SAFETY: our Walk; the unwinder's context.
-    let walk = unsafe { &mut *walk.cast::<Walk>() };
-    if walk.len == MAX_FRAMES {
-        return 5;
-    }
-    // SAFETY: the context the unwinder handed to this callback.
-    walk.frames[walk.len] = unsafe { (_Unwind_GetIP(context), _Unwind_GetRegionStart(context)) };
-    walk.len += 1;
-    0
-}
 
 static SIGNALS: AtomicUsize = AtomicUsize::new(0);
 static KNOWN: AtomicUsize = AtomicUsize::new(0);
@@ -62,19 +32,11 @@ static KNOWN_FRAMES: [AtomicUsize; 4] = [const { AtomicUsize::new(0) }; 4];
 static TRAMPOLINE: AtomicUsize = AtomicUsize::new(0);
 
 extern "C" fn on_trap(_: c_int, _: *mut libc::siginfo_t, context: *mut c_void) {
-    // SAFETY: an SA_SIGINFO handler's third argument is the interrupted
-    // thread's ucontext_t.
-    let pc =
-        unsafe { (*context.cast::<libc::ucontext_t>()).uc_mcontext.gregs[libc::REG_RIP as usize] }
-            as usize;
+    // SAFETY: on_trap is an SA_SIGINFO handler.
+    let pc = unsafe { common::single_step::interrupted_pc(context) };
     SIGNALS.fetch_add(1, Ordering::Relaxed);
-    let mut walk = Walk {
-        frames: [(0, 0); MAX_FRAMES],
-        len: 0,
-    };
-    // SAFETY: record_frame receives a pointer to our live Walk.
-    unsafe { _Unwind_Backtrace(record_frame, (&raw mut walk).cast()) };
-    let frames = &walk.frames[..walk.len];
+    let walk = Walk::from_here();
+    let frames = walk.frames();
     let Some(interrupted) = frames.iter().position(|&(ip, _)| ip == pc) else {
         bad(pc, 0);
         return;
@@ -101,37 +63,6 @@ fn bad(pc: usize, last: usize) {
     if BAD.fetch_add(1, Ordering::Relaxed) == 0 {
         FIRST_BAD_PC.store(pc, Ordering::Relaxed);
         FIRST_BAD_LAST.store(last, Ordering::Relaxed);
-    }
-}
-
-static STEP: AtomicBool = AtomicBool::new(false);
-const TRAP_FLAG: i64 = 0x100;
-extern "C" fn on_toggle(_: c_int, _: *mut libc::siginfo_t, context: *mut c_void) {
-    // SAFETY: an SA_SIGINFO handler's third argument is the interrupted
-    // thread's ucontext_t, which the kernel restores from on return.
-    let flags = unsafe {
-        &mut (*context.cast::<libc::ucontext_t>()).uc_mcontext.gregs[libc::REG_EFL as usize]
-    };
-    if STEP.load(Ordering::Relaxed) {
-        *flags |= TRAP_FLAG;
-    } else {
-        *flags &= !TRAP_FLAG;
-    }
-}
-fn trap_flag(on: bool) {
-    STEP.store(on, Ordering::Relaxed);
-    // SAFETY: on_toggle is installed for SIGUSR1.
-    unsafe { libc::raise(libc::SIGUSR1) };
-}
-fn install(signal: c_int, handler: extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void)) {
-    // SAFETY: a zeroed sigaction is valid; the handler only touches atomics,
-    // the interrupted context and the unwinder.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = handler as *const () as usize;
-        action.sa_flags = libc::SA_SIGINFO;
-        libc::sigemptyset(&mut action.sa_mask);
-        assert_eq!(libc::sigaction(signal, &action, std::ptr::null_mut()), 0);
     }
 }
 
@@ -179,8 +110,7 @@ fn child() {
         unsafe { sp.add(24).cast::<usize>().read() },
         Ordering::Relaxed,
     );
-    install(libc::SIGTRAP, on_trap);
-    install(libc::SIGUSR1, on_toggle);
+    install(on_trap);
     assert_eq!(step_per(&mut per), FiberResult::Yield(()));
     assert_eq!(step_per(&mut per), FiberResult::Yield(()));
     assert_eq!(step_per(&mut per), FiberResult::Return(7));

@@ -280,39 +280,3 @@ pub unsafe fn write_fpcr(value: u64) {
         core::arch::asm!("msr fpcr, {}", in(reg) value, options(nomem, nostack, preserves_flags))
     };
 }
-
-/// Every AArch64 fiber shares FPCR with its thread (see the module doc), so
-/// a fiber built to share the floating-point control state switches the
-/// same way as any other.
-pub use self::{switch_back as switch_back_shared_fp, switch_in as switch_in_shared_fp};
-
-/// `switch_in`: the control state is thread state here, so both kinds of
-/// fiber switch the same way.
-///
-/// # Safety
-/// As for `switch_in`.
-#[inline(always)]
-pub unsafe fn switch_in_fp(
-    arg: usize,
-    load_sp: StackPointer,
-    save_sp: *mut StackPointer,
-    _own_fp_control: bool,
-) -> usize {
-    // SAFETY: the caller's promises.
-    unsafe { switch_in(arg, load_sp, save_sp) }
-}
-
-/// `switch_back`, for the same reason.
-///
-/// # Safety
-/// As for `switch_back`.
-#[inline(always)]
-pub unsafe fn switch_back_fp(
-    arg: usize,
-    load_sp: StackPointer,
-    save_sp: *mut StackPointer,
-    _own_fp_control: bool,
-) -> usize {
-    // SAFETY: the caller's promises.
-    unsafe { switch_back(arg, load_sp, save_sp) }
-}

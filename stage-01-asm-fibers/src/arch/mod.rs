@@ -36,6 +36,48 @@ mod riscv64;
 #[cfg(target_arch = "riscv64")]
 pub use riscv64::*;
 
+/// On AArch64 and RISC-V the floating-point control state (FPCR, fcsr) is
+/// thread state in the ABI and is never switched, so a fiber that shares it
+/// and one that "keeps its own" switch the same way.
+#[cfg(any(target_arch = "aarch64", target_arch = "riscv64"))]
+mod one_switch_for_both_kinds {
+    use super::{StackPointer, switch_back, switch_in};
+
+    pub use super::{switch_back as switch_back_shared_fp, switch_in as switch_in_shared_fp};
+
+    /// `switch_in`, whatever the fiber's kind.
+    ///
+    /// # Safety
+    /// As for `switch_in`.
+    #[inline(always)]
+    pub unsafe fn switch_in_fp(
+        arg: usize,
+        load_sp: StackPointer,
+        save_sp: *mut StackPointer,
+        _own_fp_control: bool,
+    ) -> usize {
+        // SAFETY: the caller's promises.
+        unsafe { switch_in(arg, load_sp, save_sp) }
+    }
+
+    /// `switch_back`, whatever the fiber's kind.
+    ///
+    /// # Safety
+    /// As for `switch_back`.
+    #[inline(always)]
+    pub unsafe fn switch_back_fp(
+        arg: usize,
+        load_sp: StackPointer,
+        save_sp: *mut StackPointer,
+        _own_fp_control: bool,
+    ) -> usize {
+        // SAFETY: the caller's promises.
+        unsafe { switch_back(arg, load_sp, save_sp) }
+    }
+}
+#[cfg(any(target_arch = "aarch64", target_arch = "riscv64"))]
+pub use one_switch_for_both_kinds::*;
+
 #[cfg(not(any(
     target_arch = "x86_64",
     target_arch = "aarch64",

@@ -267,42 +267,6 @@ pub unsafe fn switch_back(arg: usize, load_sp: StackPointer, save_sp: *mut Stack
 }
 // ANCHOR_END: switch
 
-/// Every RISC-V fiber shares fcsr with its thread (see the module doc), so
-/// a fiber built to share the floating-point control state switches the
-/// same way as any other.
-pub use self::{switch_back as switch_back_shared_fp, switch_in as switch_in_shared_fp};
-
-/// `switch_in`: the control state is thread state here, so both kinds of
-/// fiber switch the same way.
-///
-/// # Safety
-/// As for `switch_in`.
-#[inline(always)]
-pub unsafe fn switch_in_fp(
-    arg: usize,
-    load_sp: StackPointer,
-    save_sp: *mut StackPointer,
-    _own_fp_control: bool,
-) -> usize {
-    // SAFETY: the caller's promises.
-    unsafe { switch_in(arg, load_sp, save_sp) }
-}
-
-/// `switch_back`, for the same reason.
-///
-/// # Safety
-/// As for `switch_back`.
-#[inline(always)]
-pub unsafe fn switch_back_fp(
-    arg: usize,
-    load_sp: StackPointer,
-    save_sp: *mut StackPointer,
-    _own_fp_control: bool,
-) -> usize {
-    // SAFETY: the caller's promises.
-    unsafe { switch_back(arg, load_sp, save_sp) }
-}
-
 // ANCHOR: trampoline
 /// Where a fresh fiber starts: `switch_in` jumps here with the entry
 /// function in s1, its data in s2, the stack top in s3 and the first
