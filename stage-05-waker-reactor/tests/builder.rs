@@ -2,8 +2,11 @@
 //! `io::Error` from `build`, never a panic (nor a thread left running).
 
 use std::io::ErrorKind;
+use std::process::Command;
 
 use runtime::{Builder, Runtime};
+
+const CHILD_ROLE: &str = "BUILDER_TEST_CHILD";
 
 fn threads() -> usize {
     std::fs::read_dir("/proc/self/task")
@@ -11,8 +14,35 @@ fn threads() -> usize {
         .count()
 }
 
+/// Runs `test` alone in a child process (through `COURSE_EMULATOR` under
+/// qemu-user), so that no other test's threads come and go while it
+/// counts the process's threads.
+fn alone_in_a_child(test: &str) {
+    let exe = std::env::current_exe().expect("path of the test binary");
+    let mut words = std::env::var("COURSE_EMULATOR").unwrap_or_default();
+    words.push(' ');
+    words.push_str(&exe.to_string_lossy());
+    let mut words = words.split_whitespace();
+    let output = Command::new(words.next().expect("a program to run"))
+        .args(words)
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ROLE, "1")
+        .output()
+        .expect("start the child process");
+    assert!(
+        output.status.success(),
+        "{test} failed in its child process ({:?}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 #[test]
 fn a_thread_name_with_a_nul_byte_is_an_invalid_input_error_for_both_flavours() {
+    const NAME: &str = "a_thread_name_with_a_nul_byte_is_an_invalid_input_error_for_both_flavours";
+    if std::env::var(CHILD_ROLE).is_err() {
+        return alone_in_a_child(NAME);
+    }
     let before = threads();
     for builder in [Runtime::builder(), Runtime::builder().multi_thread()] {
         let built = builder.thread_name("worker\0name").build();
