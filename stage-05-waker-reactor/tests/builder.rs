@@ -1,8 +1,9 @@
 //! What the `Builder` does with input that cannot make a runtime: an
 //! `io::Error` from `build`, never a panic (nor a thread left running).
 
+mod common;
+
 use std::io::ErrorKind;
-use std::process::Command;
 
 use runtime::{Builder, Runtime};
 
@@ -14,21 +15,10 @@ fn threads() -> usize {
         .count()
 }
 
-/// Runs `test` alone in a child process (through `COURSE_EMULATOR` under
-/// qemu-user), so that no other test's threads come and go while it
-/// counts the process's threads.
+/// Runs `test` alone in a child process, so that no other test's threads
+/// come and go while it counts the process's threads.
 fn alone_in_a_child(test: &str) {
-    let exe = std::env::current_exe().expect("path of the test binary");
-    let mut words = std::env::var("COURSE_EMULATOR").unwrap_or_default();
-    words.push(' ');
-    words.push_str(&exe.to_string_lossy());
-    let mut words = words.split_whitespace();
-    let output = Command::new(words.next().expect("a program to run"))
-        .args(words)
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ROLE, "1")
-        .output()
-        .expect("start the child process");
+    let output = common::run_child(test, CHILD_ROLE, "1");
     assert!(
         output.status.success(),
         "{test} failed in its child process ({:?}):\n{}",

@@ -324,21 +324,8 @@ fn reads_and_writes_of_an_empty_buffer_complete_at_once_with_zero() {
 
 const CHILD_ROLE: &str = "STAGE05_NET_CHILD_ROLE";
 
-/// Run this test binary again as a child (through `COURSE_EMULATOR` under
-/// qemu-user), with only `test_name` selected and `role` in its environment.
 fn run_child(test_name: &str, role: &str) -> std::process::Output {
-    let exe = std::env::current_exe().expect("path of the test binary");
-    let mut words = std::env::var("COURSE_EMULATOR").unwrap_or_default();
-    words.push(' ');
-    words.push_str(&exe.to_string_lossy());
-    let mut words = words.split_whitespace();
-    let mut command = std::process::Command::new(words.next().expect("a program to run"));
-    command
-        .args(words)
-        .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ROLE, role)
-        .env("RUST_BACKTRACE", "0");
-    command.output().expect("start the child process")
+    common::run_child(test_name, CHILD_ROLE, role)
 }
 
 /// A Rust `main` ignores `SIGPIPE`, but a library cannot count on that: a

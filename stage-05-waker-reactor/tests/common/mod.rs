@@ -64,3 +64,21 @@ pub fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'sta
         ),
     }
 }
+
+/// Run this test binary again as a child process (through `COURSE_EMULATOR`
+/// under qemu-user), with only `test_name` selected and `role_var=role` in
+/// its environment, so the test can tell it is the child.
+pub fn run_child(test_name: &str, role_var: &str, role: &str) -> std::process::Output {
+    let exe = std::env::current_exe().expect("path of the test binary");
+    let mut words = std::env::var("COURSE_EMULATOR").unwrap_or_default();
+    words.push(' ');
+    words.push_str(&exe.to_string_lossy());
+    let mut words = words.split_whitespace();
+    std::process::Command::new(words.next().expect("a program to run"))
+        .args(words)
+        .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
+        .env(role_var, role)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("start the child process")
+}
