@@ -74,8 +74,11 @@ impl<F: Future> Future for JoinAll<F> {
                 // SAFETY: `future` lives inside the pinned slice (see above).
                 let future = unsafe { Pin::new_unchecked(future) };
                 if let Poll::Ready(output) = future.poll(cx) {
-                    *slot = Slot::Finished(Some(output)); // drops the child in place
+                    // Count first: if the child's destructor panics, the
+                    // assignment still stores the output as the panic
+                    // leaves, and the count must already agree with it.
                     this.running -= 1;
+                    *slot = Slot::Finished(Some(output)); // drops the child in place
                 }
             }
         }
@@ -288,5 +291,32 @@ mod tests {
         assert_eq!(*log.borrow(), ["b"]);
         drop(all);
         assert_eq!(*log.borrow(), ["b", "a", "c"]);
+    }
+
+    /// Finishes at once with `output`; its destructor panics.
+    struct PanicsWhenDropped(u32);
+    impl Future for PanicsWhenDropped {
+        type Output = u32;
+        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<u32> {
+            Poll::Ready(self.0)
+        }
+    }
+    impl Drop for PanicsWhenDropped {
+        fn drop(&mut self) {
+            panic!("child {} panics in Drop", self.0);
+        }
+    }
+
+    #[test]
+    fn a_join_all_whose_finished_child_panics_in_drop_completes_when_polled_again() {
+        let (_, waker) = CountingWaker::new();
+        let mut all = Box::pin(join_all([PanicsWhenDropped(7)]));
+        let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            poll_once(all.as_mut(), &waker)
+        }));
+        assert!(first.is_err(), "the child's panic reaches the caller");
+        // The output was kept as the panic left, and the count agrees with
+        // it: a second poll is `Ready`, not `Pending` for ever.
+        assert_eq!(poll_once(all.as_mut(), &waker), Poll::Ready(vec![7]));
     }
 }
