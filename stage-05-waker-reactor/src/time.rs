@@ -212,20 +212,8 @@ impl Interval {
     pub fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Instant> {
         std::task::ready!(Pin::new(&mut self.sleep).poll(cx));
         let scheduled = self.sleep.deadline();
-        let now = Instant::now();
-        let mut next = scheduled
-            .checked_add(self.period)
-            .unwrap_or_else(far_future);
-        if next <= now {
-            // Skip the ticks we missed.
-            let behind = now.duration_since(scheduled).as_nanos();
-            let periods = behind / self.period.as_nanos() + 1;
-            let skip = u32::try_from(periods).unwrap_or(u32::MAX);
-            next = scheduled
-                .checked_add(self.period.saturating_mul(skip))
-                .unwrap_or_else(far_future);
-        }
-        self.sleep.reset(next);
+        self.sleep
+            .reset(next_tick(scheduled, self.period, Instant::now()));
         Poll::Ready(scheduled)
     }
 
@@ -235,9 +223,53 @@ impl Interval {
     }
 }
 
+/// The first multiple of `period` after `scheduled` that is later than
+/// `now`: the ticks missed while the task was busy are skipped.
+fn next_tick(scheduled: Instant, period: Duration, now: Instant) -> Instant {
+    let behind = now.saturating_duration_since(scheduled).as_nanos();
+    let period = period.as_nanos();
+    // Exact in u128, and at most `behind + period`: no count of skipped
+    // ticks to overflow, however small the period and late the task.
+    let ahead = (behind / period + 1) * period;
+    u64::try_from(ahead)
+        .ok()
+        .and_then(|nanos| scheduled.checked_add(Duration::from_nanos(nanos)))
+        .unwrap_or_else(far_future)
+}
+
 impl Stream for Interval {
     type Item = Instant;
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Instant>> {
         self.get_mut().poll_tick(cx).map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_tick_is_the_first_multiple_of_the_period_after_now() {
+        let start = Instant::now();
+        let ms = Duration::from_millis;
+        assert_eq!(next_tick(start, ms(10), start), start + ms(10), "on time");
+        assert_eq!(next_tick(start, ms(10), start + ms(25)), start + ms(30));
+        assert_eq!(
+            next_tick(start, ms(10), start + ms(30)),
+            start + ms(40),
+            "a tick due exactly now is missed: the next is later than now"
+        );
+    }
+
+    #[test]
+    fn a_tiny_period_far_behind_still_skips_to_after_now() {
+        // 10 s behind with a 1 ns period is 10^10 missed ticks, more than
+        // a u32 counts: the next tick must still land after `now`, not on
+        // a tick that is already past (which would fire at once).
+        let start = Instant::now();
+        let now = start + Duration::from_secs(10);
+        let period = Duration::from_nanos(1);
+        let next = next_tick(start, period, now);
+        assert!(next > now && next - now <= period, "{:?}", next - now);
     }
 }
