@@ -26,7 +26,6 @@ use std::future::Future;
 use std::os::unix::process::ExitStatusExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc;
@@ -38,15 +37,14 @@ use futures::io::{AsyncReadExt, AsyncWriteExt};
 use runtime::net::{TcpListener, TcpStream};
 use runtime::{JoinError, JoinHandle, Runtime, spawn, spawn_blocking, yield_now};
 
+mod common;
+
 /// Set in the child process that runs one test's body.
 const CHILD: &str = "STAGE05_SHUTDOWN_PANICS_CHILD";
 
 /// Prefix of the names of the runtimes' threads, to find them in
 /// `/proc/self/task` (a thread's name there is cut to 15 bytes).
 const THREAD_NAME: &str = "shutdown-rt";
-
-/// Generous: only a runtime that hangs ever comes near it.
-const DEADLINE: Duration = Duration::from_secs(60);
 
 /// In the child process, run `body`. Otherwise run the test called `name`
 /// alone in a child process and check that it passed (an abort or a hang
@@ -56,33 +54,7 @@ fn isolated(name: &str, body: impl FnOnce()) {
         body();
         return;
     }
-    let exe = std::env::current_exe().expect("path of the test binary");
-    let mut words = std::env::var("COURSE_EMULATOR").unwrap_or_default();
-    words.push(' ');
-    words.push_str(&exe.to_string_lossy());
-    let mut words = words.split_whitespace();
-    let child = Command::new(words.next().expect("a program to run"))
-        .args(words)
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(CHILD, "1")
-        .env("RUST_BACKTRACE", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the child process");
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let output = match rx.recv_timeout(DEADLINE) {
-        Ok(output) => output.expect("the child's output"),
-        Err(_) => {
-            // SAFETY: `kill` on the child this test started, by its id.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-            panic!("{name}: not done within {DEADLINE:?}: a runtime hung");
-        }
-    };
+    let output = common::run_child(name, CHILD, "1");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let tail: Vec<&str> = stderr.lines().rev().take(40).collect();
@@ -226,7 +198,7 @@ fn shutdown_survives<K>(
 /// a multi-threaded runtime have got somewhere on their workers, or those
 /// of a current-thread one inside this `block_on`.
 async fn until(done: impl Fn() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
+    let deadline = Instant::now() + common::deadline();
     while !done() {
         assert!(Instant::now() < deadline, "the tasks never got there");
         yield_now().await;

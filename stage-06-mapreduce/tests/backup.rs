@@ -71,7 +71,7 @@ fn run_with_backup_tasks_leaves_no_straggler_running_behind_it() {
             "job",
         ])
         .args(&files)
-        .output()
+        .output_in_time()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");

@@ -25,7 +25,7 @@ fn the_coordinator_refuses_a_missing_input_and_names_it() {
             "here.txt",
             "not-here.txt",
         ])
-        .output()
+        .output_in_time()
         .unwrap();
     assert!(!out.status.success());
     let err = stderr_of(&out);
@@ -42,7 +42,7 @@ fn a_busy_listen_address_is_one_clear_line() {
     let out = dir
         .mapreduce()
         .args(["coordinator", "--listen", &addr, "in.txt"])
-        .output()
+        .output_in_time()
         .unwrap();
     assert!(!out.status.success());
     let err = stderr_of(&out);
@@ -73,7 +73,7 @@ fn a_worker_without_a_coordinator_exits_0_and_says_why() {
             "--connect-timeout",
             "0.2",
         ])
-        .output()
+        .output_in_time()
         .unwrap();
     assert!(out.status.success());
     let err = stderr_of(&out);
@@ -134,7 +134,7 @@ fn an_unknown_app_is_one_line_listing_the_known_ones() {
         &["sequential", "--app", "nope", "x.txt"][..],
         &["run", "--app", "nope"][..],
     ] {
-        let out = dir.mapreduce().args(args).output().unwrap();
+        let out = dir.mapreduce().args(args).output_in_time().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = stderr_of(&out);
         assert!(err.contains("unknown app 'nope'"), "{err}");
@@ -189,7 +189,7 @@ fn run_without_files_counts_a_generated_corpus_outside_the_working_directory() {
         ])
         .arg(&out_dir)
         .stdin(Stdio::null())
-        .output()
+        .output_in_time()
         .unwrap();
     let err = stderr_of(&out);
     assert!(out.status.success(), "{err}");
@@ -230,7 +230,7 @@ fn run_with_files_equals_sequential() {
             "job",
         ])
         .args(&files)
-        .output()
+        .output_in_time()
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(sorted_outputs(&dir.path().join("job")), sorted(expected));
@@ -243,8 +243,9 @@ fn the_corpus_command_is_deterministic() {
         let status = dir
             .mapreduce()
             .args(["corpus", "--bytes", "64k", "--files", "2", "--out", out])
-            .status()
-            .unwrap();
+            .output_in_time()
+            .unwrap()
+            .status;
         assert!(status.success());
     }
     for f in ["corpus-000.txt", "corpus-001.txt"] {
@@ -265,7 +266,7 @@ fn a_timeout_too_long_or_not_positive_is_a_usage_error_not_a_panic() {
         &["worker", "--app", "wc", "--connect-timeout", "1e19"][..],
         &["run", "--app", "wc", "--task-timeout", "inf", "in.txt"][..],
     ] {
-        let out = dir.mapreduce().args(args).output().unwrap();
+        let out = dir.mapreduce().args(args).output_in_time().unwrap();
         let err = stderr_of(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(
@@ -286,7 +287,7 @@ fn an_unusable_output_directory_is_one_clear_line() {
         &["run", "--app", "wc", "--dir", "taken/sub", "in.txt"][..],
         &["worker", "--app", "wc", "--dir", "taken"][..],
     ] {
-        let out = dir.mapreduce().args(args).output().unwrap();
+        let out = dir.mapreduce().args(args).output_in_time().unwrap();
         let err = stderr_of(&out);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
         assert!(

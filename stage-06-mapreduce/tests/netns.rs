@@ -52,7 +52,7 @@ fn ip(args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip")
         .args(args)
         .stdin(Stdio::null())
-        .output()
+        .output_in_time()
         .map_err(|e| format!("cannot run ip: {e}"))?;
     if out.status.success() {
         Ok(())

@@ -163,7 +163,7 @@ fn an_unusable_secret_file_is_one_clear_line() {
                 path,
             ])
             .args(&files)
-            .output()
+            .output_in_time()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{err}");

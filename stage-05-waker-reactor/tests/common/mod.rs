@@ -33,8 +33,8 @@ pub fn both_flavours() -> Vec<(&'static str, Runtime)> {
 /// How long a test waits for work that a correct runtime finishes in well
 /// under a second; only a lost wake-up (or a dead worker) comes near it.
 pub fn deadline() -> std::time::Duration {
-    // qemu-user runs AArch64 code 5-20x slower.
-    let secs = if cfg!(target_arch = "aarch64") {
+    // qemu-user runs AArch64 and RISC-V code 5-20x slower.
+    let secs = if cfg!(any(target_arch = "aarch64", target_arch = "riscv64")) {
         120
     } else {
         30
@@ -67,18 +67,38 @@ pub fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'sta
 
 /// Run this test binary again as a child process (through `COURSE_EMULATOR`
 /// under qemu-user), with only `test_name` selected and `role_var=role` in
-/// its environment, so the test can tell it is the child.
+/// its environment, so the test can tell it is the child. A child that is
+/// not done within twice [`deadline`] is killed and fails the test.
 pub fn run_child(test_name: &str, role_var: &str, role: &str) -> std::process::Output {
+    use std::process::{Command, Stdio};
+    use std::sync::mpsc;
     let exe = std::env::current_exe().expect("path of the test binary");
     let mut words = std::env::var("COURSE_EMULATOR").unwrap_or_default();
     words.push(' ');
     words.push_str(&exe.to_string_lossy());
     let mut words = words.split_whitespace();
-    std::process::Command::new(words.next().expect("a program to run"))
+    let child = Command::new(words.next().expect("a program to run"))
         .args(words)
         .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
         .env(role_var, role)
         .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("start the child process")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the child process");
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let limit = deadline() * 2;
+    match rx.recv_timeout(limit) {
+        Ok(output) => output.expect("the child's output"),
+        Err(_) => {
+            // SAFETY: `kill` has no memory effects; `pid` is our own
+            // child, not yet waited for, so the id cannot be reused.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            panic!("{test_name}, in a child process: not done within {limit:?} (a hang?)");
+        }
+    }
 }

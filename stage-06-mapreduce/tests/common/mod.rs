@@ -12,7 +12,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -240,6 +240,38 @@ pub fn wait_for(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
     }
 }
 
+/// `Command::output` with a deadline: [`job_limit`]. A command that hangs
+/// fails the test, with its name, instead of a test run that never ends.
+pub trait OutputInTime {
+    fn output_in_time(&mut self) -> std::io::Result<Output>;
+}
+
+impl OutputInTime for Command {
+    fn output_in_time(&mut self) -> std::io::Result<Output> {
+        use std::io::Read;
+        let what = format!("{self:?}");
+        let mut child = self.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+        // Read both pipes while the child runs, so a chatty one never blocks.
+        fn read_all(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<Vec<u8>> {
+            thread::spawn(move || {
+                let mut bytes = Vec::new();
+                if let Some(mut pipe) = pipe {
+                    let _ = pipe.read_to_end(&mut bytes);
+                }
+                bytes
+            })
+        }
+        let stdout = read_all(child.stdout.take());
+        let stderr = read_all(child.stderr.take());
+        let status = wait_for(&mut child, job_limit(), &what);
+        Ok(Output {
+            status,
+            stdout: stdout.join().expect("the stdout reader"),
+            stderr: stderr.join().expect("the stderr reader"),
+        })
+    }
+}
+
 /// A generous bound for a whole job, scaled for emulation.
 pub fn job_limit() -> Duration {
     if cfg!(any(target_arch = "aarch64", target_arch = "riscv64")) {
@@ -324,7 +356,7 @@ pub fn sequential(dir: &TestDir, app: &str, files: &[String]) -> Vec<String> {
         .mapreduce()
         .args(["sequential", "--app", app, "--dir", "seq"])
         .args(files)
-        .output()
+        .output_in_time()
         .unwrap();
     assert!(
         out.status.success(),
