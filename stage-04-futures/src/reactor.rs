@@ -98,7 +98,9 @@ pub enum Interest {
 /// * Methods take `&self` and are called from inside `Future::poll` on the
 ///   thread that installed the reactor, so an implementation uses interior
 ///   mutability and must not hold a borrow across a call to `Waker::wake`
-///   (the waker may poll or re-register straight away in a simple executor).
+///   (the waker may poll or re-register straight away in a simple executor),
+///   nor across cloning or dropping a waker (dropping a task's last waker
+///   may drop the task, and its streams then call `forget`).
 /// * A future may be polled on different threads over its life (a
 ///   multi-threaded runtime moves tasks), and each call goes to the current
 ///   reactor *of the calling thread*. So the reactors installed on a
