@@ -26,6 +26,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::os::fd::RawFd;
+use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
@@ -195,7 +196,18 @@ impl PollReactor {
         }
         drop(events);
         let woken = to_wake.len();
-        to_wake.into_iter().for_each(Waker::wake);
+        // A waker is user code and may panic. The others are no longer in
+        // our maps, so wake them all first: a panic must not lose their
+        // wake-ups. Then let the first panic go on to the caller.
+        let mut panicked = None;
+        for waker in to_wake {
+            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| waker.wake())) {
+                panicked.get_or_insert(payload);
+            }
+        }
+        if let Some(payload) = panicked {
+            panic::resume_unwind(payload);
+        }
         Ok(woken)
     }
     // ANCHOR_END: wait

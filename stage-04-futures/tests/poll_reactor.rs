@@ -171,3 +171,34 @@ fn a_replaced_waker_may_call_back_into_the_reactor_when_it_drops() {
     peer.write_all(b"x").expect("write");
     wait_until(&reactor, || reads.wakes() == 1);
 }
+
+/// A waker whose `wake` panics.
+struct PanicsWhenWoken;
+
+impl Wake for PanicsWhenWoken {
+    fn wake(self: Arc<Self>) {
+        panic!("this waker panics when woken");
+    }
+}
+
+#[test]
+fn a_waker_that_panics_does_not_cost_the_others_their_wake_up() {
+    let reactor = PollReactor::new().expect("epoll");
+    let due = Instant::now();
+    // Same deadline: the panicking one was registered first, so it is
+    // woken first.
+    reactor.wake_at(due, &Waker::from(Arc::new(PanicsWhenWoken)));
+    let (wakes, waker) = CountingWaker::new();
+    reactor.wake_at(due, &waker);
+    let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        reactor.wait(Some(Duration::ZERO))
+    }));
+    assert!(first.is_err(), "the waker's panic reaches the caller");
+    // The reactor no longer holds the other waker: woken now, or never.
+    assert_eq!(
+        wakes.wakes(),
+        1,
+        "the other due timer was woken all the same"
+    );
+    assert!(!reactor.has_waiters());
+}
