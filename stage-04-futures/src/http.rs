@@ -23,7 +23,14 @@ use crate::net::TcpStream;
 // ANCHOR: get
 /// `GET path` from the HTTP server at `addr`; resolves to the response once
 /// the server has closed the connection (the delay server always does).
+/// `path` must be printable ASCII without spaces (percent-encode the rest,
+/// as [`path`] does): anything else would break the request line or smuggle
+/// headers into the request, and is refused as `InvalidInput`.
 pub async fn get(addr: SocketAddr, path: &str) -> io::Result<Response> {
+    if path.is_empty() || !path.bytes().all(|b| b.is_ascii_graphic()) {
+        let why = format!("HTTP path {path:?} is empty or not printable ASCII without spaces");
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, why));
+    }
     let stream = TcpStream::connect(addr).await?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await?;

@@ -237,3 +237,15 @@ fn an_http_get_fetches_the_delay_servers_answer() {
     assert_eq!(response.status, 200);
     assert_eq!(response.body, b"hi there");
 }
+
+#[test]
+fn an_http_path_that_would_break_the_request_line_is_refused_before_sending() {
+    let server = netpoll::delayserver::DelayServer::start().expect("server");
+    // The first one would smuggle a header into a request the server accepts.
+    let smuggles = "/1/a HTTP/1.1\r\nX-Injected: yes\r\nX-Rest:";
+    for path in [smuggles, "/1/a\nb", "/1/a b", "/1/\u{e9}", ""] {
+        let result = block_on(stackless::http::get(server.addr(), path)).expect("poller");
+        let error = result.expect_err(&format!("{path:?} must be refused"));
+        assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput, "{path:?}");
+    }
+}
