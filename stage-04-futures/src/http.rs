@@ -36,10 +36,28 @@ pub async fn get(addr: SocketAddr, path: &str) -> io::Result<Response> {
     stream.write_all(request.as_bytes()).await?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await?;
-    netpoll::delayserver::parse_response(&raw)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed HTTP response"))
+    let response = netpoll::delayserver::parse_response(&raw)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed HTTP response"))?;
+    // The end of the stream ends the body, so a server that closed early
+    // would pass for one that sent a short body: the head says which.
+    let head = &raw[..raw.len() - response.body.len()];
+    if !length_agrees(head, response.body.len()) {
+        let why = "HTTP response body does not match its Content-Length (cut short?)";
+        return Err(io::Error::new(io::ErrorKind::InvalidData, why));
+    }
+    Ok(response)
 }
 // ANCHOR_END: get
+
+/// Whether every `Content-Length` header of `head` (usually none or one)
+/// says `body_len`.
+fn length_agrees(head: &[u8], body_len: usize) -> bool {
+    String::from_utf8_lossy(head)
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .filter(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+        .all(|(_, value)| value.trim().parse() == Ok(body_len))
+}
 
 #[cfg(test)]
 mod tests {

@@ -249,3 +249,34 @@ fn an_http_path_that_would_break_the_request_line_is_refused_before_sending() {
         assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput, "{path:?}");
     }
 }
+
+/// A server on another thread that reads one request head, sends `reply`
+/// and closes.
+fn answer_once_with(reply: &'static [u8]) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let (mut peer, _) = listener.accept().expect("accept");
+        let mut head = Vec::new();
+        let mut byte = [0; 1];
+        while !head.ends_with(b"\r\n\r\n") && peer.read(&mut byte).expect("read") == 1 {
+            head.push(byte[0]);
+        }
+        peer.write_all(reply).expect("reply");
+    });
+    addr
+}
+
+#[test]
+fn an_http_response_cut_short_of_its_content_length_is_an_error() {
+    let addr = answer_once_with(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
+    let result = block_on(stackless::http::get(addr, "/1/abcdefghij")).expect("poller");
+    let error = result.expect_err("3 bytes of 10 is not a response");
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
+    // A whole one is fine.
+    let addr = answer_once_with(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nabc");
+    let response = block_on(stackless::http::get(addr, "/1/abc"))
+        .expect("poller")
+        .expect("a complete response");
+    assert_eq!((response.status, &response.body[..]), (200, &b"abc"[..]));
+}
