@@ -9,7 +9,7 @@
 //!
 //! ```text
 //!   get(addr, "/200/hi")
-//!     Connect ──► write_all(request) ──► read_to_end ──► parse
+//!     Connect ──► write_all(request) ──► read_to_end_at_most ──► parse
 //!     (Writable)   (Writable, if full)   (Readable, until the server closes)
 //! ```
 
@@ -19,6 +19,10 @@ use std::net::SocketAddr;
 pub use netpoll::delayserver::{Response, path};
 
 use crate::net::TcpStream;
+
+/// The most bytes of response [`get`] reads: far more than the delay server
+/// sends, and a bound on what a misbehaving server can make it buffer.
+pub const MAX_RESPONSE: usize = 1 << 20;
 
 // ANCHOR: get
 /// `GET path` from the HTTP server at `addr`; resolves to the response once
@@ -35,7 +39,7 @@ pub async fn get(addr: SocketAddr, path: &str) -> io::Result<Response> {
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await?;
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await?;
+    stream.read_to_end_at_most(&mut raw, MAX_RESPONSE).await?;
     let response = netpoll::delayserver::parse_response(&raw)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed HTTP response"))?;
     // The end of the stream ends the body, so a server that closed early

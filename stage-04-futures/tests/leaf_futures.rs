@@ -251,8 +251,8 @@ fn an_http_path_that_would_break_the_request_line_is_refused_before_sending() {
 }
 
 /// A server on another thread that reads one request head, sends `reply`
-/// and closes.
-fn answer_once_with(reply: &'static [u8]) -> SocketAddr {
+/// (as much as the client takes) and closes.
+fn answer_once_with(reply: Vec<u8>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     std::thread::spawn(move || {
@@ -262,21 +262,35 @@ fn answer_once_with(reply: &'static [u8]) -> SocketAddr {
         while !head.ends_with(b"\r\n\r\n") && peer.read(&mut byte).expect("read") == 1 {
             head.push(byte[0]);
         }
-        peer.write_all(reply).expect("reply");
+        let _ = peer.write_all(&reply); // the client may hang up early
     });
     addr
 }
 
 #[test]
 fn an_http_response_cut_short_of_its_content_length_is_an_error() {
-    let addr = answer_once_with(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
+    let addr = answer_once_with(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc".to_vec());
     let result = block_on(stackless::http::get(addr, "/1/abcdefghij")).expect("poller");
     let error = result.expect_err("3 bytes of 10 is not a response");
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
     // A whole one is fine.
-    let addr = answer_once_with(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nabc");
+    let addr = answer_once_with(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nabc".to_vec());
     let response = block_on(stackless::http::get(addr, "/1/abc"))
         .expect("poller")
         .expect("a complete response");
     assert_eq!((response.status, &response.body[..]), (200, &b"abc"[..]));
+}
+
+#[test]
+fn an_http_response_too_large_to_buffer_is_an_error_not_an_ever_growing_buffer() {
+    const BODY: usize = 4 << 20;
+    const _: () = assert!(BODY > stackless::http::MAX_RESPONSE);
+    let mut reply = format!("HTTP/1.1 200 OK\r\nContent-Length: {BODY}\r\n\r\n").into_bytes();
+    reply.resize(reply.len() + BODY, b'x');
+    let addr = answer_once_with(reply);
+    let result = block_on(stackless::http::get(addr, "/1/x")).expect("poller");
+    let error = result
+        .map(|response| response.body.len()) // not 4 MiB of it in a failure message
+        .expect_err("a 4 MiB answer is refused");
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidData, "{error}");
 }
