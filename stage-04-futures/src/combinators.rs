@@ -149,8 +149,11 @@ impl<A: Future, B: Future> Future for Select<A, B> {
             None => panic!("Select polled after it completed"),
         };
         if let Poll::Ready(output) = a_output {
-            b.set(None); // cancel the loser now
+            // `a` goes first (here and below): if a destructor panics, a
+            // later poll finds `a` gone and panics clearly, instead of
+            // polling a future that already returned `Ready`.
             a.set(None);
+            b.set(None); // cancel the loser now
             return Poll::Ready(Either::Left(output));
         }
         let b_output = match b.as_mut().as_pin_mut() {
@@ -318,5 +321,33 @@ mod tests {
         // The output was kept as the panic left, and the count agrees with
         // it: a second poll is `Ready`, not `Pending` for ever.
         assert_eq!(poll_once(all.as_mut(), &waker), Poll::Ready(vec![7]));
+    }
+
+    #[test]
+    fn a_select_whose_loser_panics_in_drop_never_polls_its_finished_winner_again() {
+        let (_, waker) = CountingWaker::new();
+        let winner_polls = Rc::new(std::cell::Cell::new(0));
+        let winner = {
+            let polls = winner_polls.clone();
+            std::future::poll_fn(move |_| {
+                polls.set(polls.get() + 1);
+                Poll::Ready("won")
+            })
+        };
+        let mut race = Box::pin(select(winner, PanicsWhenDropped(7)));
+        let mut poll = || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                poll_once(race.as_mut(), &waker)
+            }))
+        };
+        assert!(poll().is_err(), "the loser's panic reaches the caller");
+        // The select is over: polling it again is a clear error, and the
+        // winner, which already returned `Ready`, is not polled again.
+        let again = poll().expect_err("a select that finished stays finished");
+        assert_eq!(
+            again.downcast_ref::<&str>(),
+            Some(&"Select polled after it completed")
+        );
+        assert_eq!(winner_polls.get(), 1);
     }
 }

@@ -26,6 +26,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::os::fd::RawFd;
+use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
@@ -195,7 +196,18 @@ impl PollReactor {
         }
         drop(events);
         let woken = to_wake.len();
-        to_wake.into_iter().for_each(Waker::wake);
+        // A waker is user code and may panic. The others are no longer in
+        // our maps, so wake them all first: a panic must not lose their
+        // wake-ups. Then let the first panic go on to the caller.
+        let mut panicked = None;
+        for waker in to_wake {
+            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| waker.wake())) {
+                panicked.get_or_insert(payload);
+            }
+        }
+        if let Some(payload) = panicked {
+            panic::resume_unwind(payload);
+        }
         Ok(woken)
     }
     // ANCHOR_END: wait
@@ -203,25 +215,32 @@ impl PollReactor {
 
 impl Reactor for PollReactor {
     fn wake_when_ready(&self, fd: RawFd, interest: Interest, waker: &Waker) -> io::Result<()> {
+        // Cloning and dropping a waker run user code, which may call back
+        // into this reactor (a task's last waker drops the task, whose
+        // streams `forget` their fds): do both outside every borrow.
+        let new = Some(waker.clone());
         let mut fds = self.fds.borrow_mut();
         let waiters = fds.entry(fd).or_default();
         let slot = match interest {
             Interest::Readable => &mut waiters.readable,
             Interest::Writable => &mut waiters.writable,
         };
-        *slot = Some(waker.clone());
+        let replaced = std::mem::replace(slot, new);
         let result = self.arm(fd, waiters);
+        let mut refused = None;
         if result.is_err() {
             // Not watched for this interest: do not pretend to hold the
             // waker. A waiter in the other direction keeps its place.
-            match interest {
-                Interest::Readable => waiters.readable = None,
-                Interest::Writable => waiters.writable = None,
-            }
+            refused = match interest {
+                Interest::Readable => waiters.readable.take(),
+                Interest::Writable => waiters.writable.take(),
+            };
             if waiters.interest().is_none() && !waiters.registered {
                 fds.remove(&fd);
             }
         }
+        drop(fds);
+        drop((replaced, refused));
         result
     }
 
@@ -235,11 +254,12 @@ impl Reactor for PollReactor {
     }
 
     fn wake_at(&self, deadline: Instant, waker: &Waker) {
+        let waker = waker.clone(); // user code: before any borrow
         let mut next = self.next_timer.borrow_mut();
         let id = *next;
         *next += 1;
         self.timers.borrow_mut().push(Reverse((deadline, id)));
-        self.timer_wakers.borrow_mut().insert(id, waker.clone());
+        self.timer_wakers.borrow_mut().insert(id, waker);
     }
 }
 

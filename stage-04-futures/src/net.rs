@@ -91,6 +91,27 @@ impl TcpStream {
         }
     }
 
+    /// Like [`read_to_end`](Self::read_to_end), but fails with
+    /// `InvalidData` rather than append more than `limit` bytes, so that a
+    /// peer that never stops sending cannot make `buf` grow without bound.
+    /// What was appended before that stays in `buf`.
+    pub async fn read_to_end_at_most(&self, buf: &mut Vec<u8>, limit: usize) -> io::Result<usize> {
+        let start = buf.len();
+        let mut chunk = vec![0u8; 4096];
+        loop {
+            let n = self.read(&mut chunk).await?;
+            let appended = buf.len() - start;
+            if n == 0 {
+                return Ok(appended);
+            }
+            if n > limit - appended {
+                let why = format!("more than {limit} bytes before the end of the stream");
+                return Err(io::Error::new(io::ErrorKind::InvalidData, why));
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
     /// Shut down the reading, writing or both halves.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.inner.shutdown(how)

@@ -98,7 +98,9 @@ pub enum Interest {
 /// * Methods take `&self` and are called from inside `Future::poll` on the
 ///   thread that installed the reactor, so an implementation uses interior
 ///   mutability and must not hold a borrow across a call to `Waker::wake`
-///   (the waker may poll or re-register straight away in a simple executor).
+///   (the waker may poll or re-register straight away in a simple executor),
+///   nor across cloning or dropping a waker (dropping a task's last waker
+///   may drop the task, and its streams then call `forget`).
 /// * A future may be polled on different threads over its life (a
 ///   multi-threaded runtime moves tasks), and each call goes to the current
 ///   reactor *of the calling thread*. So the reactors installed on a
@@ -193,7 +195,12 @@ pub fn with_current<T>(f: impl FnOnce(&dyn Reactor) -> T) -> T {
 pub fn try_with_current<T>(f: impl FnOnce(&dyn Reactor) -> T) -> Option<T> {
     // Clone the Rc out so that no RefCell borrow is held while `f` runs:
     // `f` may install another reactor or call back into this module.
-    let installed = CURRENT.with(|current| current.borrow().clone())?;
+    // `try_with`: at thread exit this thread-local may be destroyed before
+    // a user's that holds a stream; that stream's `Drop` lands here.
+    let installed = CURRENT
+        .try_with(|current| current.borrow().clone())
+        .ok()
+        .flatten()?;
     Some(f(&*installed.reactor))
 }
 
@@ -203,23 +210,32 @@ pub fn try_with_current<T>(f: impl FnOnce(&dyn Reactor) -> T) -> Option<T> {
 /// already did (the timer) compares it, so that a registration left behind
 /// in an earlier reactor is not mistaken for a live one.
 pub(crate) fn with_current_installation<T>(f: impl FnOnce(&dyn Reactor, u64) -> T) -> T {
-    let installation = CURRENT.with(|current| current.borrow().as_ref().map(|i| i.installation));
+    let installation = CURRENT
+        .try_with(|current| current.borrow().as_ref().map(|i| i.installation))
+        .ok()
+        .flatten();
     // Without a reactor, `with_current` panics (and `installation` is None).
     with_current(|reactor| f(reactor, installation.unwrap_or(0)))
 }
 
 /// Whether this thread has a current reactor.
 pub fn is_set() -> bool {
-    CURRENT.with(|current| current.borrow().is_some())
+    CURRENT
+        .try_with(|current| current.borrow().is_some())
+        .unwrap_or(false)
 }
 
 impl Drop for CurrentReactorGuard {
     fn drop(&mut self) {
         let previous = self.previous.take();
         // Drop the replaced reactor outside the borrow: its destructor may
-        // drop futures that call `try_with_current`.
-        let replaced =
-            CURRENT.with(|current| std::mem::replace(&mut *current.borrow_mut(), previous));
+        // drop futures that call `try_with_current`. If the thread-local is
+        // already destroyed (a guard kept in a user's thread-local, dropped
+        // at thread exit), there is nothing left to restore.
+        let replaced = CURRENT
+            .try_with(|current| std::mem::replace(&mut *current.borrow_mut(), previous))
+            .ok()
+            .flatten();
         drop(replaced);
     }
 }

@@ -237,3 +237,60 @@ fn an_http_get_fetches_the_delay_servers_answer() {
     assert_eq!(response.status, 200);
     assert_eq!(response.body, b"hi there");
 }
+
+#[test]
+fn an_http_path_that_would_break_the_request_line_is_refused_before_sending() {
+    let server = netpoll::delayserver::DelayServer::start().expect("server");
+    // The first one would smuggle a header into a request the server accepts.
+    let smuggles = "/1/a HTTP/1.1\r\nX-Injected: yes\r\nX-Rest:";
+    for path in [smuggles, "/1/a\nb", "/1/a b", "/1/\u{e9}", ""] {
+        let result = block_on(stackless::http::get(server.addr(), path)).expect("poller");
+        let error = result.expect_err(&format!("{path:?} must be refused"));
+        assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput, "{path:?}");
+    }
+}
+
+/// A server on another thread that reads one request head, sends `reply`
+/// (as much as the client takes) and closes.
+fn answer_once_with(reply: Vec<u8>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let (mut peer, _) = listener.accept().expect("accept");
+        let mut head = Vec::new();
+        let mut byte = [0; 1];
+        while !head.ends_with(b"\r\n\r\n") && peer.read(&mut byte).expect("read") == 1 {
+            head.push(byte[0]);
+        }
+        let _ = peer.write_all(&reply); // the client may hang up early
+    });
+    addr
+}
+
+#[test]
+fn an_http_response_cut_short_of_its_content_length_is_an_error() {
+    let addr = answer_once_with(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc".to_vec());
+    let result = block_on(stackless::http::get(addr, "/1/abcdefghij")).expect("poller");
+    let error = result.expect_err("3 bytes of 10 is not a response");
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
+    // A whole one is fine.
+    let addr = answer_once_with(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nabc".to_vec());
+    let response = block_on(stackless::http::get(addr, "/1/abc"))
+        .expect("poller")
+        .expect("a complete response");
+    assert_eq!((response.status, &response.body[..]), (200, &b"abc"[..]));
+}
+
+#[test]
+fn an_http_response_too_large_to_buffer_is_an_error_not_an_ever_growing_buffer() {
+    const BODY: usize = 4 << 20;
+    const _: () = assert!(BODY > stackless::http::MAX_RESPONSE);
+    let mut reply = format!("HTTP/1.1 200 OK\r\nContent-Length: {BODY}\r\n\r\n").into_bytes();
+    reply.resize(reply.len() + BODY, b'x');
+    let addr = answer_once_with(reply);
+    let result = block_on(stackless::http::get(addr, "/1/x")).expect("poller");
+    let error = result
+        .map(|response| response.body.len()) // not 4 MiB of it in a failure message
+        .expect_err("a 4 MiB answer is refused");
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidData, "{error}");
+}

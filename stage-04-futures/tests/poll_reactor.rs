@@ -136,3 +136,69 @@ fn a_forgotten_fd_wakes_nobody_and_an_unpollable_fd_is_an_error() {
         "a failed registration holds no waker"
     );
 }
+
+/// A waker that owns a stream, as a real task's waker owns its task and the
+/// task its sockets: dropping the last waker closes the stream, whose `Drop`
+/// tells the current reactor to forget its fd.
+struct OwnsAStream {
+    _stream: Mutex<stackless::net::TcpStream>,
+}
+
+impl Wake for OwnsAStream {
+    fn wake(self: Arc<Self>) {}
+}
+
+#[test]
+fn a_replaced_waker_may_call_back_into_the_reactor_when_it_drops() {
+    let reactor = std::rc::Rc::new(PollReactor::new().expect("epoll"));
+    let _current = stackless::reactor::set_current(reactor.clone());
+    let (ours, mut peer) = pair();
+    let (owned, _owned_peer) = pair();
+    let owned = stackless::net::TcpStream::from_std(owned).expect("non-blocking");
+    let owner = Waker::from(Arc::new(OwnsAStream {
+        _stream: Mutex::new(owned),
+    }));
+    reactor
+        .wake_when_ready(ours.as_raw_fd(), Interest::Readable, &owner)
+        .expect("register");
+    drop(owner); // the reactor holds the last reference
+    // A new waiter replaces it: the old waker drops, and its stream calls
+    // `forget` on this same reactor.
+    let (reads, waker) = CountingWaker::new();
+    reactor
+        .wake_when_ready(ours.as_raw_fd(), Interest::Readable, &waker)
+        .expect("register");
+    peer.write_all(b"x").expect("write");
+    wait_until(&reactor, || reads.wakes() == 1);
+}
+
+/// A waker whose `wake` panics.
+struct PanicsWhenWoken;
+
+impl Wake for PanicsWhenWoken {
+    fn wake(self: Arc<Self>) {
+        panic!("this waker panics when woken");
+    }
+}
+
+#[test]
+fn a_waker_that_panics_does_not_cost_the_others_their_wake_up() {
+    let reactor = PollReactor::new().expect("epoll");
+    let due = Instant::now();
+    // Same deadline: the panicking one was registered first, so it is
+    // woken first.
+    reactor.wake_at(due, &Waker::from(Arc::new(PanicsWhenWoken)));
+    let (wakes, waker) = CountingWaker::new();
+    reactor.wake_at(due, &waker);
+    let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        reactor.wait(Some(Duration::ZERO))
+    }));
+    assert!(first.is_err(), "the waker's panic reaches the caller");
+    // The reactor no longer holds the other waker: woken now, or never.
+    assert_eq!(
+        wakes.wakes(),
+        1,
+        "the other due timer was woken all the same"
+    );
+    assert!(!reactor.has_waiters());
+}
