@@ -98,41 +98,57 @@ impl stage04::Reactor for Stage04Reactor {
         };
         let both = Interest::READABLE | Interest::WRITABLE;
         let reactor = &self.reactor;
-        let mut fds = reactor.stage04_fds.lock();
-        if let Some((key, scheduled)) = fds.get(&fd) {
-            // Known fd: hand over the waker first, then re-arm, so the event
-            // the re-arm may raise finds it.
-            scheduled.set_waiter(direction, waker);
-            let token = Token(key.to_usize());
-            match reactor
-                .registry()
-                .reregister(&mut SourceFd(&fd), token, both)
-            {
-                Ok(()) => return Ok(()),
-                // The fd was closed without `forget` and its number reused:
-                // start over with a fresh registration.
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                    let (key, _) = fds.remove(&fd).expect("just found");
-                    reactor.remove_io(key);
+        loop {
+            // Cloning and dropping a waker run user code, which may call
+            // back into this reactor (a task's last waker drops the task,
+            // whose streams `forget` their fds), so neither may happen
+            // under the lock. The clone is made before it; what is let go
+            // of is kept in `let_go`, declared before the guard: locals
+            // drop in reverse order, so it drops after the guard unlocks.
+            let waker = waker.clone();
+            let mut let_go: (Option<Waker>, Option<Arc<ScheduledIo>>) = (None, None);
+            let mut fds = reactor.stage04_fds.lock();
+            if let Some((key, scheduled)) = fds.get(&fd) {
+                // Known fd: hand over the waker first, then re-arm, so the
+                // event the re-arm may raise finds it.
+                let_go.0 = scheduled.set_waiter(direction, waker);
+                let token = Token(key.to_usize());
+                match reactor
+                    .registry()
+                    .reregister(&mut SourceFd(&fd), token, both)
+                {
+                    Ok(()) => return Ok(()),
+                    // The fd was closed without `forget` and its number
+                    // reused: start over with a fresh registration.
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                        let (key, scheduled) = fds.remove(&fd).expect("just found");
+                        reactor.remove_io(key);
+                        let_go.1 = Some(scheduled);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) => return Err(e),
             }
+            // New fd: registering an edge-triggered fd that is ready already
+            // raises an event at once, so nothing is lost here either.
+            let scheduled = Arc::new(ScheduledIo::default());
+            let_go.0 = scheduled.set_waiter(direction, waker); // None: a new slot
+            let key = match reactor.insert_io(scheduled.clone()) {
+                Ok(key) => key,
+                Err(error) => {
+                    let_go.1 = Some(scheduled); // it holds our waker
+                    return Err(error);
+                }
+            };
+            let token = Token(key.to_usize());
+            if let Err(error) = reactor.registry().register(&mut SourceFd(&fd), token, both) {
+                reactor.remove_io(key);
+                let_go.1 = Some(scheduled);
+                return Err(error);
+            }
+            fds.insert(fd, (key, scheduled));
+            return Ok(());
         }
-        // New fd: registering an edge-triggered fd that is ready already
-        // raises an event at once, so nothing is lost here either.
-        let scheduled = Arc::new(ScheduledIo::default());
-        scheduled.set_waiter(direction, waker);
-        let key = reactor.insert_io(scheduled.clone())?;
-        if let Err(error) =
-            reactor
-                .registry()
-                .register(&mut SourceFd(&fd), Token(key.to_usize()), both)
-        {
-            reactor.remove_io(key);
-            return Err(error);
-        }
-        fds.insert(fd, (key, scheduled));
-        Ok(())
     }
 
     fn forget(&self, fd: RawFd) {

@@ -3,8 +3,11 @@
 //! waker that asks the runtime something while it is being stored, or
 //! replaced, cannot deadlock it.
 //!
-//! The waker here is hand-made: its vtable asks the runtime how many timers
-//! are pending (which takes the timers' lock) on every clone and drop.
+//! The wakers here are hand-made. The first asks the runtime how many
+//! timers are pending (which takes the timers' lock) on every clone and
+//! drop. The second owns a stage 04 stream, so dropping its last copy makes
+//! the stream tell the runtime to forget its fd (which takes the lock of
+//! stage 04's registrations).
 
 use std::cell::Cell;
 use std::future::{Future, poll_fn};
@@ -79,6 +82,80 @@ fn a_waker_that_calls_the_runtime_from_clone_and_drop_is_stored_and_replaced_wit
             asked >= 2,
             "the waker was cloned into the timer and dropped out of it ({asked} calls)"
         );
+        drop(rt);
+    });
+}
+
+/// A waker that owns a stage 04 stream: when its last copy is dropped, the
+/// stream's `Drop` tells the runtime to forget its fd.
+mod owns_a_stream {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::task::{RawWaker, RawWakerVTable, Waker};
+
+    type Owned = RefCell<Option<stackless::net::TcpStream>>;
+
+    fn clone(data: *const ()) -> RawWaker {
+        // SAFETY: `data` came from `Rc::into_raw` in `new` and is alive
+        // while this copy of the waker is; every copy owns one count.
+        unsafe { Rc::increment_strong_count(data as *const Owned) };
+        RawWaker::new(data, &VTABLE)
+    }
+    fn wake(data: *const ()) {
+        drop_waker(data);
+    }
+    fn wake_by_ref(_: *const ()) {}
+    fn drop_waker(data: *const ()) {
+        // SAFETY: gives back the count this copy owned (see `clone`).
+        drop(unsafe { Rc::from_raw(data as *const Owned) });
+    }
+    static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop_waker);
+
+    /// Only for the thread that makes it: the count is an `Rc`.
+    pub fn new(stream: stackless::net::TcpStream) -> Waker {
+        let data = Rc::into_raw(Rc::new(RefCell::new(Some(stream))));
+        // SAFETY: the vtable keeps the `Rc` count as described above, and
+        // the test uses every copy on this one thread.
+        unsafe { Waker::from_raw(RawWaker::new(data as *const (), &VTABLE)) }
+    }
+}
+
+#[test]
+fn a_stage04_socket_waker_whose_drop_closes_another_stage04_stream_is_replaced_without_a_deadlock()
+{
+    within("replacing a stage 04 socket's waker", || {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let rt = Runtime::new().expect("runtime");
+        rt.block_on(async move {
+            let watched = stackless::net::TcpStream::connect(addr)
+                .await
+                .expect("connect");
+            let owned = stackless::net::TcpStream::connect(addr)
+                .await
+                .expect("connect");
+            let _peers = (listener.accept(), listener.accept());
+            let ours = owns_a_stream::new(owned);
+            let mut buf = [0u8; 8];
+            let mut read = pin!(watched.read(&mut buf));
+            poll_fn(|_| {
+                // The runtime stores a copy of our waker for `watched`...
+                let mut with_ours = Context::from_waker(&ours);
+                assert!(read.as_mut().poll(&mut with_ours).is_pending());
+                // ...which becomes its last copy once `ours` is gone. The
+                // next poll replaces it: that drops `owned`, whose `Drop`
+                // calls the runtime's `forget`.
+                drop(ours.clone());
+                Poll::Ready(())
+            })
+            .await;
+            drop(ours);
+            poll_fn(|cx| {
+                assert!(read.as_mut().poll(cx).is_pending());
+                Poll::Ready(())
+            })
+            .await;
+        });
         drop(rt);
     });
 }

@@ -423,21 +423,21 @@ impl ScheduledIo {
     // ANCHOR_END: poll_ready
 
     /// Leave `waker` to be woken by the next event in `direction` (stage
-    /// 04's one-shot registrations).
-    pub(crate) fn set_waiter(&self, direction: Direction, waker: &Waker) {
-        // As in `poll_ready`: the clone and the drop happen outside the lock.
-        let new = waker.clone();
+    /// 04's one-shot registrations). Returns the waker that is no longer
+    /// needed (the one replaced, or `waker` itself if the stored one wakes
+    /// the same task), for the caller to drop once it holds no lock: a
+    /// waker's drop is user code.
+    #[must_use = "drop the returned waker outside every lock"]
+    pub(crate) fn set_waiter(&self, direction: Direction, waker: Waker) -> Option<Waker> {
         let mut waiters = self.waiters();
         let slot = match direction {
             Direction::Read => &mut waiters.reader,
             Direction::Write => &mut waiters.writer,
         };
-        let unused = match slot {
-            Some(stored) if stored.will_wake(waker) => Some(new),
-            _ => slot.replace(new),
-        };
-        drop(waiters);
-        drop(unused);
+        match slot {
+            Some(stored) if stored.will_wake(&waker) => Some(waker),
+            _ => slot.replace(waker),
+        }
     }
 
     fn ready_event(&self, direction: Direction) -> Option<ReadyEvent> {
