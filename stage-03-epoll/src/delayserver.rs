@@ -253,33 +253,65 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
+/// The most bytes of response a client here reads ([`fetch`], and stage
+/// 4's `get`): far more than the delay server sends, and a bound on what a
+/// misbehaving server can make a client buffer.
+pub const MAX_RESPONSE: usize = 1 << 20;
+
+/// The bytes of `GET path` to `addr`. `InvalidInput` if `path` is empty or
+/// not printable ASCII without spaces (percent-encode the rest, as [`path`]
+/// does): anything else would break the request line, or smuggle headers
+/// into the request.
+pub fn request(addr: SocketAddr, path: &str) -> io::Result<String> {
+    if path.is_empty() || !path.bytes().all(|b| b.is_ascii_graphic()) {
+        let why = format!("HTTP path {path:?} is empty or not printable ASCII without spaces");
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, why));
+    }
+    Ok(format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    ))
+}
+
 /// A blocking `GET path` to `addr`, reading until the server closes: a small
 /// client for tests and examples (later stages write their own, async).
+/// A response longer than [`MAX_RESPONSE`], or one that [`parse_response`]
+/// refuses, is `InvalidData`.
 pub fn fetch(addr: SocketAddr, path: &str) -> io::Result<Response> {
+    let request = request(addr, path)?;
     let mut stream = TcpStream::connect(addr)?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
+    stream.write_all(request.as_bytes())?;
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
+    // One byte more than allowed tells "too long" from "just fits".
+    stream.take(MAX_RESPONSE as u64 + 1).read_to_end(&mut raw)?;
+    if raw.len() > MAX_RESPONSE {
+        let why = format!("HTTP response longer than {MAX_RESPONSE} bytes");
+        return Err(io::Error::new(io::ErrorKind::InvalidData, why));
+    }
     parse_response(&raw)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed HTTP response"))
 }
 
-/// Splits an HTTP/1.x response into status and body.
+/// Splits an HTTP/1.x response, read to the end of its stream, into status
+/// and body. `None` if it is malformed, or if its body is not as long as a
+/// `Content-Length` header says: the end of the stream ends the body, so a
+/// server that closed early would otherwise pass for one that sent less.
 pub fn parse_response(raw: &[u8]) -> Option<Response> {
     let head_end = find_head_end(raw)?;
     let head = std::str::from_utf8(&raw[..head_end.0]).ok()?;
-    let status_line = head.lines().next()?;
-    let mut parts = status_line.split_whitespace();
+    let mut lines = head.lines();
+    let mut parts = lines.next()?.split_whitespace();
     if !parts.next()?.starts_with("HTTP/1.") {
         return None;
     }
     let status = parts.next()?.parse().ok()?;
-    Some(Response {
+    let body = &raw[head_end.1..];
+    let length_agrees = lines
+        .filter_map(|line| line.split_once(':'))
+        .filter(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+        .all(|(_, value)| value.trim().parse() == Ok(body.len()));
+    length_agrees.then(|| Response {
         status,
-        body: raw[head_end.1..].to_vec(),
+        body: body.to_vec(),
     })
 }
 
@@ -818,5 +850,41 @@ mod tests {
             })
         );
         assert_eq!(parse_response(b"garbage"), None);
+    }
+
+    #[test]
+    fn a_response_whose_body_is_shorter_or_longer_than_its_content_length_is_refused() {
+        let whole = http_response("200 OK", b"0123456789");
+        let cut = &whole[..whole.len() - 7];
+        assert_eq!(parse_response(cut), None, "cut short after 3 of 10 bytes");
+        let mut longer = whole.clone();
+        longer.extend_from_slice(b"!");
+        assert_eq!(parse_response(&longer), None, "one byte too many");
+        let without_length = b"HTTP/1.1 200 OK\r\n\r\nabc";
+        assert_eq!(
+            parse_response(without_length).map(|r| r.body),
+            Some(b"abc".to_vec()),
+            "no Content-Length: the end of the stream ends the body"
+        );
+    }
+
+    #[test]
+    fn a_request_path_that_would_break_the_request_line_is_refused() {
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        for path in [
+            "",
+            "/1/a b",
+            "/1/a\r\nX-Injected: yes",
+            "/1/\u{e9}",
+            "/1/\t",
+        ] {
+            let error = request(addr, path).expect_err(path);
+            assert_eq!(error.kind(), io::ErrorKind::InvalidInput, "{path:?}");
+        }
+        let line = request(addr, &path(5, "a b\r\n")).expect("an encoded path");
+        assert!(
+            line.starts_with("GET /5/a%20b%0D%0A HTTP/1.1\r\n"),
+            "{line}"
+        );
     }
 }

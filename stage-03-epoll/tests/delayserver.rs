@@ -209,3 +209,43 @@ fn a_client_that_never_completes_its_request_is_closed_after_the_idle_timeout() 
         (200, &b"patient"[..])
     );
 }
+
+/// A one-connection server on a free port that reads the request and
+/// answers `response`, then closes.
+fn answer_once(response: Vec<u8>) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("accept");
+        let mut head = [0u8; 1024];
+        let _ = conn.read(&mut head);
+        let _ = conn.write_all(&response);
+    });
+    addr
+}
+
+#[test]
+fn fetch_refuses_a_response_cut_short_of_its_content_length() {
+    let addr = answer_once(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc".to_vec());
+    let error = delayserver::fetch(addr, "/0/x").expect_err("3 bytes of 10 is not a response");
+    assert_eq!(error.kind(), io::ErrorKind::InvalidData, "{error}");
+}
+
+#[test]
+fn fetch_refuses_a_response_too_long_to_buffer() {
+    let mut response = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
+    response.resize(delayserver::MAX_RESPONSE + 1, b'x');
+    let addr = answer_once(response);
+    let error = delayserver::fetch(addr, "/0/x").expect_err("more than MAX_RESPONSE bytes");
+    assert_eq!(error.kind(), io::ErrorKind::InvalidData, "{error}");
+}
+
+#[test]
+fn fetch_refuses_a_path_that_would_smuggle_a_header_before_connecting() {
+    // Port 9 on loopback has no listener: reaching `connect` would fail
+    // with another kind of error.
+    let addr: SocketAddr = "127.0.0.1:9".parse().expect("address");
+    let error = delayserver::fetch(addr, "/1/a HTTP/1.1\r\nX-Injected: yes\r\nX-Rest:")
+        .expect_err("refused");
+    assert_eq!(error.kind(), io::ErrorKind::InvalidInput, "{error}");
+}
