@@ -21,8 +21,8 @@
 
 use regex::Regex;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
 /// One output block of the book.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,22 +258,21 @@ impl Outputs {
                 run.package
             ));
         }
-        let mut command = match std::env::var("COURSE_EMULATOR") {
-            Ok(emulator) if !emulator.trim().is_empty() => {
-                let mut words = emulator.split_whitespace();
-                let mut command = Command::new(words.next().expect("not empty"));
-                command.args(words).arg(&program);
-                command
-            }
-            _ => Command::new(&program),
-        };
+        let mut command = test_support::command(&program);
         command
             .args(&run.args)
             .current_dir(workspace_root())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let output = run_with_deadline(command, self.timeout)?;
+            .stdin(Stdio::null());
+        let output = test_support::output_within(&mut command, self.timeout)
+            .map_err(|e| format!("cannot run it: {e}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "it failed ({}); it printed on stderr:\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        let output = output.stdout;
         let mut actual = mask(&String::from_utf8_lossy(&output));
         let mut expected = mask(&block.expected);
         if note.contains("numbers vary") {
@@ -289,46 +288,6 @@ impl Outputs {
             )
             .map_err(|e| e.to_string())
     }
-}
-
-/// Run to the end (or the deadline); its standard output.
-fn run_with_deadline(mut command: Command, timeout: Duration) -> Result<Vec<u8>, String> {
-    let mut child = command.spawn().map_err(|e| format!("cannot start: {e}"))?;
-    let mut stdout = child.stdout.take().expect("piped");
-    let reader = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut stdout, &mut bytes).map(|_| bytes)
-    });
-    let mut stderr = child.stderr.take().expect("piped");
-    let errors = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut stderr, &mut bytes);
-        bytes
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("still running after {timeout:?}: killed"));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = reader
-        .join()
-        .map_err(|_| "reader panicked")?
-        .map_err(|e| e.to_string())?;
-    let stderr = errors.join().unwrap_or_default();
-    if !status.success() {
-        return Err(format!(
-            "it failed ({status}); it printed on stderr:\n{}",
-            String::from_utf8_lossy(&stderr)
-        ));
-    }
-    Ok(stdout)
 }
 
 #[cfg(test)]

@@ -470,23 +470,11 @@ fn safe_code_never_reads_a_freed_fiber_stack_after_a_panicking_yield_during_a_fo
         );
         return;
     }
-    // Under qemu-user, the child runs through the same emulator.
-    let exe = std::env::current_exe().unwrap();
-    let mut words = std::env::var("COURSE_EMULATOR").unwrap_or_default();
-    words.push(' ');
-    words.push_str(&exe.to_string_lossy());
-    let mut words = words.split_whitespace();
-    let out = std::process::Command::new(words.next().expect("a program to run"))
-        .args(words)
-        .args([
-            "--exact",
-            "safe_code_never_reads_a_freed_fiber_stack_after_a_panicking_yield_during_a_forced_unwind",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(ROLE, "1")
-        .output()
-        .unwrap();
+    let out = test_support::run_this_test_alone(
+        "safe_code_never_reads_a_freed_fiber_stack_after_a_panicking_yield_during_a_forced_unwind",
+        ROLE,
+        "1",
+    );
     assert!(
         out.status.success(),
         "the child failed ({:?}): the registry kept, or read, a pinned node on the fiber's \

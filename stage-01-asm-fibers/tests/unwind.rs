@@ -16,7 +16,6 @@
 use std::ffi::{c_int, c_void};
 use std::hint::black_box;
 use std::os::unix::process::ExitStatusExt;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod common {
@@ -132,17 +131,11 @@ fn an_unwind_from_a_signal_at_any_instruction_of_a_round_trip_never_goes_astray(
         }
         return;
     }
-    let exe = std::env::current_exe().expect("path of the test binary");
-    let output = Command::new(exe)
-        .args([
-            "--exact",
-            "an_unwind_from_a_signal_at_any_instruction_of_a_round_trip_never_goes_astray",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ROLE, "single_step")
-        .output()
-        .expect("start the child process");
+    let output = test_support::run_this_test_alone(
+        "an_unwind_from_a_signal_at_any_instruction_of_a_round_trip_never_goes_astray",
+        CHILD_ROLE,
+        "single_step",
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),

@@ -9,7 +9,6 @@
 use std::ffi::{c_int, c_void};
 use std::hint::black_box;
 use std::os::unix::process::ExitStatusExt;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod common {
@@ -141,17 +140,11 @@ fn unwinds_at_every_instruction_of_a_fibers_start_middle_and_end_for_both_kinds(
         }
         return;
     }
-    let exe = std::env::current_exe().unwrap();
-    let output = Command::new(exe)
-        .args([
-            "--exact",
-            "unwinds_at_every_instruction_of_a_fibers_start_middle_and_end_for_both_kinds",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ROLE, "1")
-        .output()
-        .unwrap();
+    let output = test_support::run_this_test_alone(
+        "unwinds_at_every_instruction_of_a_fibers_start_middle_and_end_for_both_kinds",
+        CHILD_ROLE,
+        "1",
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),

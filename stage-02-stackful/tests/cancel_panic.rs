@@ -10,7 +10,7 @@
 //! account cannot drift from what really happens.
 
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use green::{Runtime, park, spawn};
 
@@ -25,18 +25,7 @@ impl Drop for PanicsOnDrop {
 }
 
 fn run_child(test_name: &str, role: &str) -> Output {
-    let exe = std::env::current_exe().expect("path of the test binary");
-    let mut words = std::env::var("COURSE_EMULATOR").unwrap_or_default();
-    words.push(' ');
-    words.push_str(&exe.to_string_lossy());
-    let mut words = words.split_whitespace();
-    let mut command = Command::new(words.next().expect("a program to run"));
-    command
-        .args(words)
-        .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ROLE, role)
-        .env("RUST_BACKTRACE", "0");
-    command.output().expect("start the child process")
+    test_support::run_this_test_alone(test_name, CHILD_ROLE, role)
 }
 
 #[test]

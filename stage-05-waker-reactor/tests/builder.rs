@@ -18,7 +18,7 @@ fn threads() -> usize {
 /// Runs `test` alone in a child process, so that no other test's threads
 /// come and go while it counts the process's threads.
 fn alone_in_a_child(test: &str) {
-    let output = common::run_child(test, CHILD_ROLE, "1");
+    let output = test_support::run_this_test_alone(test, CHILD_ROLE, "1");
     assert!(
         output.status.success(),
         "{test} failed in its child process ({:?}):\n{}",

@@ -325,7 +325,7 @@ fn reads_and_writes_of_an_empty_buffer_complete_at_once_with_zero() {
 const CHILD_ROLE: &str = "STAGE05_NET_CHILD_ROLE";
 
 fn run_child(test_name: &str, role: &str) -> std::process::Output {
-    common::run_child(test_name, CHILD_ROLE, role)
+    test_support::run_this_test_alone(test_name, CHILD_ROLE, role)
 }
 
 /// A Rust `main` ignores `SIGPIPE`, but a library cannot count on that: a

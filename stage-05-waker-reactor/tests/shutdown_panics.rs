@@ -54,7 +54,7 @@ fn isolated(name: &str, body: impl FnOnce()) {
         body();
         return;
     }
-    let output = common::run_child(name, CHILD, "1");
+    let output = test_support::run_this_test_alone(name, CHILD, "1");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let tail: Vec<&str> = stderr.lines().rev().take(40).collect();

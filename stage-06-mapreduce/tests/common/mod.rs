@@ -248,27 +248,7 @@ pub trait OutputInTime {
 
 impl OutputInTime for Command {
     fn output_in_time(&mut self) -> std::io::Result<Output> {
-        use std::io::Read;
-        let what = format!("{self:?}");
-        let mut child = self.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
-        // Read both pipes while the child runs, so a chatty one never blocks.
-        fn read_all(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<Vec<u8>> {
-            thread::spawn(move || {
-                let mut bytes = Vec::new();
-                if let Some(mut pipe) = pipe {
-                    let _ = pipe.read_to_end(&mut bytes);
-                }
-                bytes
-            })
-        }
-        let stdout = read_all(child.stdout.take());
-        let stderr = read_all(child.stderr.take());
-        let status = wait_for(&mut child, job_limit(), &what);
-        Ok(Output {
-            status,
-            stdout: stdout.join().expect("the stdout reader"),
-            stderr: stderr.join().expect("the stderr reader"),
-        })
+        test_support::output_within(self, job_limit())
     }
 }
 
