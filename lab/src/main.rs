@@ -544,8 +544,7 @@ fn verify(root: &Path, labs: &[&Lab]) -> Result<ExitCode, String> {
 fn blank_and_grade(root: &Path, lab: &Lab, options: &grade::Options) -> Result<String, String> {
     let mut blanked = Files::read(lab)?;
     blanked.set_bodies(lab, &vec![None; lab.regions.len()])?;
-    blanked.write()?;
-    edit::note_written(root, &blanked)?;
+    blanked.write_noted(root)?;
     if let Err(output) = grade::build(root, lab, false) {
         return Err(format!("its stubs do not compile:\n{output}"));
     }
