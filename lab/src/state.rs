@@ -4,7 +4,7 @@
 //! ```text
 //! .lab/progress          one line a lab: "5.2 passed" or "5.2 failing 3"
 //! .lab/solutions/5.2/    the solution regions `start` took out, by anchor
-//! .lab/attempts/         a learner's regions that `solution --restore` replaced
+//! .lab/attempts/         a learner's regions that `solution --restore` or a second `start` replaced
 //! .lab/verify-backup/    files `verify` has changed, until it puts them back
 //! ```
 
