@@ -48,7 +48,8 @@ pub fn record(root: &Path, id: &str, passed: bool) -> std::io::Result<u32> {
     let mut all = progress(root);
     let failures = match (passed, all.get(id)) {
         (true, _) => 0,
-        (false, Some(Outcome::Failing(n))) => n + 1,
+        // .lab/progress may have been edited to hold any count.
+        (false, Some(Outcome::Failing(n))) => n.saturating_add(1),
         (false, _) => 1,
     };
     let outcome = if passed {
@@ -110,6 +111,20 @@ mod tests {
         assert_eq!(record(&root, "5.2", true).unwrap(), 0);
         assert_eq!(progress(&root).get("5.2"), Some(&Outcome::Passed));
         assert_eq!(progress(&root).get("4.1"), Some(&Outcome::Passed));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_garbled_progress_file_counts_on_without_overflowing() {
+        let root = std::env::temp_dir().join(format!("lab-state-garbled-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        write(
+            &dir(&root).join("progress"),
+            "5.2 failing 4294967295\n4.1 failing -3\n\u{0}\u{fffd} passed\n4.2\n",
+        )
+        .unwrap();
+        assert_eq!(record(&root, "5.2", false).unwrap(), u32::MAX);
+        assert_eq!(record(&root, "4.1", false).unwrap(), 1);
         std::fs::remove_dir_all(&root).unwrap();
     }
 }
