@@ -190,6 +190,14 @@ fn check(lab: &Lab, stage: &Stage) -> Result<(), String> {
     if lab.regions.is_empty() || lab.graders.is_empty() {
         return Err(format!("lab {} needs a region and a grader", lab.id));
     }
+    // Beyond a day the deadline is a mistake (and far enough out, it
+    // overflows the clock).
+    if !(1..=86_400).contains(&lab.timeout_secs) {
+        return Err(format!(
+            "lab {}: timeout_secs must be from 1 to 86400 (a day), not {}",
+            lab.id, lab.timeout_secs
+        ));
+    }
     let prefix = format!("lab_{}_", lab.id.replace('.', "_"));
     for region in &lab.regions {
         if !region.anchor.starts_with(&prefix) {
@@ -251,5 +259,34 @@ mod tests {
             ..Stage::default()
         };
         assert!(check(&file.lab[0], &wrong_stage).is_err());
+    }
+
+    #[test]
+    fn a_deadline_beyond_a_day_is_refused_with_the_lab_named() {
+        let text = r#"
+            [[lab]]
+            id = "4.1"
+            title = "t"
+            minutes = 1
+            summary = "s"
+            timeout_secs = 18446744073709551615
+            [[lab.region]]
+            file = "src/f.rs"
+            anchor = "lab_4_1_f"
+            stub = 'todo!()'
+            [[lab.grader]]
+            target = "lib"
+            tests = ["t"]
+        "#;
+        let file: LabsFile = toml::from_str(text).unwrap();
+        let stage = Stage {
+            number: 4,
+            ..Stage::default()
+        };
+        let error = check(&file.lab[0], &stage).unwrap_err();
+        assert!(
+            error.contains("lab 4.1") && error.contains("timeout_secs"),
+            "{error}"
+        );
     }
 }
