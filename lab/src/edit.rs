@@ -162,15 +162,16 @@ pub fn restore_backup(root: &Path) -> Result<Vec<String>, String> {
             }
             let name = crate::registry::relative(&dir, &copy);
             let original = root.join(&name);
-            let text =
-                std::fs::read_to_string(&copy).map_err(|e| format!("{}: {e}", copy.display()))?;
-            let now = std::fs::read_to_string(&original).ok();
-            if now.as_deref() == Some(text.as_str()) {
+            // Bytes, not text: a copy cut short by a kill may end inside a
+            // character, and must not stop every later command.
+            let text = std::fs::read(&copy).map_err(|e| format!("{}: {e}", copy.display()))?;
+            let now = std::fs::read(&original).ok();
+            if now.as_deref() == Some(text.as_slice()) {
                 continue; // never changed, or put back already
             }
             // Put back only what verify wrote: any other text is yours,
             // written after verify copied or put back the file.
-            let written = std::fs::read_to_string(written_dir(root).join(&name)).ok();
+            let written = std::fs::read(written_dir(root).join(&name)).ok();
             if now.is_none() || now != written {
                 let kept = state::dir(root).join("verify-kept").join(&name);
                 state::write(&kept, &text).map_err(|e| format!("{}: {e}", kept.display()))?;
@@ -250,6 +251,23 @@ mod tests {
         assert_eq!(read(&file), "my work\n");
         let kept = state::dir(&root).join("verify-kept/stage-04-x/src/f.rs");
         assert_eq!(read(&kept), "original\n");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_garbled_backup_neither_stops_the_tool_nor_replaces_your_file() {
+        let (root, file) = scratch("garbled");
+        // A verify killed while it copied a file leaves half of it, perhaps
+        // half of a character.
+        std::fs::create_dir_all(backup_dir(&root).join("stage-04-x/src")).unwrap();
+        std::fs::write(
+            backup_dir(&root).join("stage-04-x/src/f.rs"),
+            b"orig\xe2\x80",
+        )
+        .unwrap();
+        assert!(restore_backup(&root).unwrap().is_empty());
+        assert_eq!(read(&file), "original\n");
+        assert!(!backup_dir(&root).exists());
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

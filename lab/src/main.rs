@@ -361,7 +361,7 @@ fn hint(root: &Path, lab: &Lab) -> Result<ExitCode, String> {
     for (i, hint) in lab.hints.iter().enumerate().take(next) {
         println!("Hint {} of {}: {hint}", i + 1, lab.hints.len());
     }
-    state::write(&seen_file, &next.to_string()).map_err(|e| e.to_string())?;
+    state::write(&seen_file, next.to_string()).map_err(|e| e.to_string())?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -89,7 +89,7 @@ pub fn save_attempt(root: &Path, id: &str, anchor: &str, text: &str) -> std::io:
 }
 
 /// Write a file, making its directory first.
-pub fn write(path: &Path, text: &str) -> std::io::Result<()> {
+pub fn write(path: &Path, text: impl AsRef<[u8]>) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
