@@ -210,8 +210,7 @@ fn start(root: &Path, lab: &Lab) -> Result<ExitCode, String> {
                 state::write(&saved, body).map_err(|e| format!("{}: {e}", saved.display()))?;
             } else if std::fs::read_to_string(&saved).ok().as_deref() != Some(body.as_str()) {
                 // Started before: this is your code, which git may not hold.
-                let kept = state::save_attempt(root, &lab.id, &region.anchor, body)
-                    .map_err(|e| e.to_string())?;
+                let kept = state::save_attempt(root, &lab.id, &region.anchor, body)?;
                 println!(
                     "Your version of {} is kept in {}",
                     region.anchor,
@@ -288,7 +287,7 @@ fn check(root: &Path, labs: &[Lab], lab: &Lab) -> Result<ExitCode, String> {
             println!("    {line}");
         }
     }
-    let failures = state::record(root, &lab.id, failed == 0).map_err(|e| e.to_string())?;
+    let failures = state::record(root, &lab.id, failed == 0)?;
     println!();
     if failed == 0 {
         println!(
@@ -361,7 +360,8 @@ fn hint(root: &Path, lab: &Lab) -> Result<ExitCode, String> {
     for (i, hint) in lab.hints.iter().enumerate().take(next) {
         println!("Hint {} of {}: {hint}", i + 1, lab.hints.len());
     }
-    state::write(&seen_file, next.to_string()).map_err(|e| e.to_string())?;
+    state::write(&seen_file, next.to_string())
+        .map_err(|e| format!("cannot write {}: {e}", seen_file.display()))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -419,8 +419,7 @@ fn solution(root: &Path, lab: &Lab, restore: bool) -> Result<ExitCode, String> {
     let current = files.bodies(lab)?;
     for ((region, now), reference) in lab.regions.iter().zip(&current).zip(&solutions) {
         if !regions::holds_stub(now, &region.stub) && now != reference {
-            let kept = state::save_attempt(root, &lab.id, &region.anchor, now)
-                .map_err(|e| e.to_string())?;
+            let kept = state::save_attempt(root, &lab.id, &region.anchor, now)?;
             println!(
                 "Your version of {} is kept in {}",
                 region.anchor,
