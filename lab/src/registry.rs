@@ -6,7 +6,7 @@
 
 use serde::Deserialize;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// One lab of one stage.
 #[derive(Debug, Deserialize)]
@@ -200,6 +200,18 @@ fn check(lab: &Lab, stage: &Stage) -> Result<(), String> {
     }
     let prefix = format!("lab_{}_", lab.id.replace('.', "_"));
     for region in &lab.regions {
+        // verify keeps its copies under .lab by this path: outside the
+        // stage, a copy could land on the file itself.
+        let file = Path::new(&region.file);
+        let inside = file
+            .components()
+            .all(|part| matches!(part, Component::Normal(_) | Component::CurDir));
+        if region.file.is_empty() || !inside {
+            return Err(format!(
+                "lab {}: file {:?} must be a path inside the stage's directory",
+                lab.id, region.file
+            ));
+        }
         if !region.anchor.starts_with(&prefix) {
             return Err(format!(
                 "lab {}: anchor {:?} must start with {prefix:?}",
@@ -259,6 +271,35 @@ mod tests {
             ..Stage::default()
         };
         assert!(check(&file.lab[0], &wrong_stage).is_err());
+    }
+
+    #[test]
+    fn a_region_file_outside_its_stage_is_refused() {
+        for file in ["/etc/hosts", "../stage-05-x/src/f.rs", "src/../../f.rs", ""] {
+            let text = format!(
+                r#"
+                [[lab]]
+                id = "4.1"
+                title = "t"
+                minutes = 1
+                summary = "s"
+                [[lab.region]]
+                file = "{file}"
+                anchor = "lab_4_1_f"
+                stub = 'todo!()'
+                [[lab.grader]]
+                target = "lib"
+                tests = ["t"]
+                "#
+            );
+            let labs: LabsFile = toml::from_str(&text).unwrap();
+            let stage = Stage {
+                number: 4,
+                ..Stage::default()
+            };
+            let error = check(&labs.lab[0], &stage).unwrap_err();
+            assert!(error.contains(&format!("{file:?}")), "{file}: {error}");
+        }
     }
 
     #[test]
