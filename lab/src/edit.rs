@@ -67,6 +67,14 @@ impl Files {
         Ok(())
     }
 
+    /// Write the files for `verify`, noting first what it writes: a verify
+    /// killed between the two finds the files unchanged, never changed and
+    /// unnoted.
+    pub fn write_noted(&self, root: &Path) -> Result<(), String> {
+        note_written(root, self)?;
+        self.write()
+    }
+
     pub fn write(&self) -> Result<(), String> {
         for (path, text) in &self.texts {
             std::fs::write(path, text)
@@ -102,8 +110,8 @@ fn written_dir(root: &Path) -> PathBuf {
     state::dir(root).join("verify-written")
 }
 
-/// Remember what `verify` has just written.
-pub fn note_written(root: &Path, files: &Files) -> Result<(), String> {
+/// Remember what `verify` is about to write.
+fn note_written(root: &Path, files: &Files) -> Result<(), String> {
     for (path, text) in &files.texts {
         let note = written_dir(root).join(crate::registry::relative(root, path));
         state::write(&note, text).map_err(|e| format!("{}: {e}", note.display()))?;
@@ -154,22 +162,26 @@ pub fn restore_backup(root: &Path) -> Result<Vec<String>, String> {
             }
             let name = crate::registry::relative(&dir, &copy);
             let original = root.join(&name);
-            // Written by a verify that was killed: put back only what it wrote.
-            if let Ok(written) = std::fs::read_to_string(written_dir(root).join(&name))
-                && std::fs::read_to_string(&original).ok() != Some(written)
-            {
+            // Bytes, not text: a copy cut short by a kill may end inside a
+            // character, and must not stop every later command.
+            let text = std::fs::read(&copy).map_err(|e| format!("{}: {e}", copy.display()))?;
+            let now = std::fs::read(&original).ok();
+            if now.as_deref() == Some(text.as_slice()) {
+                continue; // never changed, or put back already
+            }
+            // Put back only what verify wrote: any other text is yours,
+            // written after verify copied or put back the file.
+            let written = std::fs::read(written_dir(root).join(&name)).ok();
+            if now.is_none() || now != written {
                 let kept = state::dir(root).join("verify-kept").join(&name);
-                state::write(&kept, &std::fs::read_to_string(&copy).unwrap_or_default())
-                    .map_err(|e| format!("{}: {e}", kept.display()))?;
+                state::write(&kept, &text).map_err(|e| format!("{}: {e}", kept.display()))?;
                 println!(
-                    "({name} changed since an interrupted `cargo lab verify` blanked it: \
+                    "({name} changed since an interrupted `cargo lab verify` copied it: \
                      left as it is; the original is in {})",
                     crate::registry::relative(root, &kept)
                 );
                 continue;
             }
-            let text =
-                std::fs::read_to_string(&copy).map_err(|e| format!("{}: {e}", copy.display()))?;
             // Written now, so cargo sees a change and rebuilds what the
             // stubs were built into.
             std::fs::write(&original, text).map_err(|e| format!("{}: {e}", original.display()))?;
@@ -180,4 +192,82 @@ pub fn restore_backup(root: &Path) -> Result<Vec<String>, String> {
     let _ = std::fs::remove_dir_all(written_dir(root));
     restored.sort();
     Ok(restored)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A workspace root of its own for each test, with one lab file in it.
+    fn scratch(name: &str) -> (PathBuf, PathBuf) {
+        let root = std::env::temp_dir().join(format!("lab-edit-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let file = root.join("stage-04-x/src/f.rs");
+        state::write(&file, "original\n").unwrap();
+        (root, file)
+    }
+
+    fn read(path: &Path) -> String {
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    #[test]
+    fn a_file_an_interrupted_verify_blanked_gets_its_original_back() {
+        let (root, file) = scratch("blanked");
+        back_up(&root, std::slice::from_ref(&file)).unwrap();
+        let blanked = Files {
+            texts: vec![(file.clone(), "stub\n".to_string())],
+        };
+        blanked.write_noted(&root).unwrap();
+        // Killed here: the next run puts the original back.
+        assert_eq!(restore_backup(&root).unwrap(), ["stage-04-x/src/f.rs"]);
+        assert_eq!(read(&file), "original\n");
+        assert!(!backup_dir(&root).exists() && !written_dir(&root).exists());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_file_edited_after_an_interrupted_verify_put_it_back_is_left_as_it_is() {
+        let (root, file) = scratch("put-back");
+        back_up(&root, std::slice::from_ref(&file)).unwrap();
+        // verify blanked the file, put the original back and was killed
+        // before it dropped its backup; then the learner edited the file.
+        std::fs::write(&file, "my work\n").unwrap();
+        restore_backup(&root).unwrap();
+        assert_eq!(read(&file), "my work\n");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_blanked_file_edited_after_an_interrupted_verify_is_left_and_its_original_kept() {
+        let (root, file) = scratch("edited");
+        back_up(&root, std::slice::from_ref(&file)).unwrap();
+        let blanked = Files {
+            texts: vec![(file.clone(), "stub\n".to_string())],
+        };
+        blanked.write_noted(&root).unwrap();
+        std::fs::write(&file, "my work\n").unwrap();
+        assert!(restore_backup(&root).unwrap().is_empty());
+        assert_eq!(read(&file), "my work\n");
+        let kept = state::dir(&root).join("verify-kept/stage-04-x/src/f.rs");
+        assert_eq!(read(&kept), "original\n");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_garbled_backup_neither_stops_the_tool_nor_replaces_your_file() {
+        let (root, file) = scratch("garbled");
+        // A verify killed while it copied a file leaves half of it, perhaps
+        // half of a character.
+        std::fs::create_dir_all(backup_dir(&root).join("stage-04-x/src")).unwrap();
+        std::fs::write(
+            backup_dir(&root).join("stage-04-x/src/f.rs"),
+            b"orig\xe2\x80",
+        )
+        .unwrap();
+        assert!(restore_backup(&root).unwrap().is_empty());
+        assert_eq!(read(&file), "original\n");
+        assert!(!backup_dir(&root).exists());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }

@@ -208,6 +208,14 @@ fn start(root: &Path, lab: &Lab) -> Result<ExitCode, String> {
             let saved = state::saved_solution(root, &lab.id, &region.anchor);
             if !saved.exists() {
                 state::write(&saved, body).map_err(|e| format!("{}: {e}", saved.display()))?;
+            } else if std::fs::read_to_string(&saved).ok().as_deref() != Some(body.as_str()) {
+                // Started before: this is your code, which git may not hold.
+                let kept = state::save_attempt(root, &lab.id, &region.anchor, body)?;
+                println!(
+                    "Your version of {} is kept in {}",
+                    region.anchor,
+                    registry::relative(root, &kept)
+                );
             }
             fresh += 1;
         }
@@ -279,7 +287,7 @@ fn check(root: &Path, labs: &[Lab], lab: &Lab) -> Result<ExitCode, String> {
             println!("    {line}");
         }
     }
-    let failures = state::record(root, &lab.id, failed == 0).map_err(|e| e.to_string())?;
+    let failures = state::record(root, &lab.id, failed == 0)?;
     println!();
     if failed == 0 {
         println!(
@@ -352,7 +360,8 @@ fn hint(root: &Path, lab: &Lab) -> Result<ExitCode, String> {
     for (i, hint) in lab.hints.iter().enumerate().take(next) {
         println!("Hint {} of {}: {hint}", i + 1, lab.hints.len());
     }
-    state::write(&seen_file, &next.to_string()).map_err(|e| e.to_string())?;
+    state::write(&seen_file, next.to_string())
+        .map_err(|e| format!("cannot write {}: {e}", seen_file.display()))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -410,8 +419,7 @@ fn solution(root: &Path, lab: &Lab, restore: bool) -> Result<ExitCode, String> {
     let current = files.bodies(lab)?;
     for ((region, now), reference) in lab.regions.iter().zip(&current).zip(&solutions) {
         if !regions::holds_stub(now, &region.stub) && now != reference {
-            let kept = state::save_attempt(root, &lab.id, &region.anchor, now)
-                .map_err(|e| e.to_string())?;
+            let kept = state::save_attempt(root, &lab.id, &region.anchor, now)?;
             println!(
                 "Your version of {} is kept in {}",
                 region.anchor,
@@ -544,8 +552,7 @@ fn verify(root: &Path, labs: &[&Lab]) -> Result<ExitCode, String> {
 fn blank_and_grade(root: &Path, lab: &Lab, options: &grade::Options) -> Result<String, String> {
     let mut blanked = Files::read(lab)?;
     blanked.set_bodies(lab, &vec![None; lab.regions.len()])?;
-    blanked.write()?;
-    edit::note_written(root, &blanked)?;
+    blanked.write_noted(root)?;
     if let Err(output) = grade::build(root, lab, false) {
         return Err(format!("its stubs do not compile:\n{output}"));
     }
@@ -577,4 +584,71 @@ fn first_line(text: &str) -> &str {
         .find(|line| !line.trim().is_empty() && !line.starts_with("thread '"))
         .unwrap_or("")
         .trim()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A workspace of its own, not a git checkout, with one lab of one region.
+    fn scratch(name: &str) -> (PathBuf, Lab) {
+        let root = std::env::temp_dir().join(format!("lab-main-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let dir = root.join("stage-04-x");
+        state::write(
+            &dir.join("src/f.rs"),
+            "fn f() -> u32 {\n    // ANCHOR: lab_4_1_f\n    42\n    // ANCHOR_END: lab_4_1_f\n}\n",
+        )
+        .unwrap();
+        let mut lab: Lab = toml::from_str(
+            r#"
+            id = "4.1"
+            title = "f"
+            minutes = 1
+            summary = "Write f."
+            [[region]]
+            file = "src/f.rs"
+            anchor = "lab_4_1_f"
+            stub = 'todo!()'
+            [[grader]]
+            target = "lib"
+            tests = ["t"]
+            "#,
+        )
+        .unwrap();
+        lab.stage = registry::Stage {
+            dir,
+            package: "stage-04-x".to_string(),
+            number: 4,
+        };
+        (root, lab)
+    }
+
+    fn attempts(root: &Path) -> Vec<String> {
+        std::fs::read_dir(state::dir(root).join("attempts"))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| std::fs::read_to_string(e.path()).unwrap())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn starting_a_lab_again_outside_git_keeps_your_code_before_blanking_it() {
+        let (root, lab) = scratch("start-again");
+        let file = lab.stage.dir.join("src/f.rs");
+        start(&root, &lab).unwrap();
+        let started = std::fs::read_to_string(&file).unwrap();
+        assert!(started.contains("todo!()"), "{started}");
+        std::fs::write(&file, started.replace("todo!()", "6 * 7 // mine")).unwrap();
+
+        start(&root, &lab).unwrap();
+        assert!(std::fs::read_to_string(&file).unwrap().contains("todo!()"));
+        assert_eq!(attempts(&root), ["    6 * 7 // mine\n"]);
+        let solution = state::saved_solution(&root, "4.1", "lab_4_1_f");
+        assert_eq!(std::fs::read_to_string(solution).unwrap(), "    42\n");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }

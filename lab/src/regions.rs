@@ -77,22 +77,26 @@ pub fn body(text: &str, span: Span) -> String {
 }
 
 /// `text` with the region's body replaced by `new_body` (whole lines).
+/// Every other line keeps its own ending, and the body takes the end
+/// marker's: a file saved with CRLF endings stays so.
 pub fn replace(text: &str, span: Span, new_body: &str) -> String {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let eol = if lines[span.end_marker].ends_with("\r\n") {
+        "\r\n"
+    } else {
+        "\n"
+    };
     let mut out = String::with_capacity(text.len());
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in lines.iter().enumerate() {
         if i == span.end_marker {
-            out.push_str(new_body);
-            if !new_body.is_empty() && !new_body.ends_with('\n') {
-                out.push('\n');
+            for body_line in new_body.lines() {
+                out.push_str(body_line);
+                out.push_str(eol);
             }
         }
         if i <= span.begin_marker || i >= span.end_marker {
             out.push_str(line);
-            out.push('\n');
         }
-    }
-    if !text.ends_with('\n') {
-        out.pop();
     }
     out
 }
@@ -172,6 +176,22 @@ fn poll() -> u32 {
             &body(SOURCE, find(SOURCE, "lab_4_1_poll").unwrap()),
         );
         assert_eq!(restored, SOURCE);
+    }
+
+    #[test]
+    fn a_file_with_crlf_line_endings_keeps_them_through_a_stub_and_back() {
+        let crlf = SOURCE.replace('\n', "\r\n");
+        let span = find(&crlf, "lab_4_1_poll").unwrap();
+        let solution = body(&crlf, span);
+        let stub = indented_stub(&crlf, span, "todo!()");
+        let blanked = replace(&crlf, span, &stub);
+        assert_eq!(
+            blanked.matches('\n').count(),
+            blanked.matches("\r\n").count()
+        );
+        assert!(blanked.contains("    todo!()\r\n"), "{blanked:?}");
+        let span = find(&blanked, "lab_4_1_poll").unwrap();
+        assert_eq!(replace(&blanked, span, &solution), crlf);
     }
 
     #[test]

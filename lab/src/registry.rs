@@ -6,7 +6,7 @@
 
 use serde::Deserialize;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// One lab of one stage.
 #[derive(Debug, Deserialize)]
@@ -190,8 +190,28 @@ fn check(lab: &Lab, stage: &Stage) -> Result<(), String> {
     if lab.regions.is_empty() || lab.graders.is_empty() {
         return Err(format!("lab {} needs a region and a grader", lab.id));
     }
+    // Beyond a day the deadline is a mistake (and far enough out, it
+    // overflows the clock).
+    if !(1..=86_400).contains(&lab.timeout_secs) {
+        return Err(format!(
+            "lab {}: timeout_secs must be from 1 to 86400 (a day), not {}",
+            lab.id, lab.timeout_secs
+        ));
+    }
     let prefix = format!("lab_{}_", lab.id.replace('.', "_"));
     for region in &lab.regions {
+        // verify keeps its copies under .lab by this path: outside the
+        // stage, a copy could land on the file itself.
+        let file = Path::new(&region.file);
+        let inside = file
+            .components()
+            .all(|part| matches!(part, Component::Normal(_) | Component::CurDir));
+        if region.file.is_empty() || !inside {
+            return Err(format!(
+                "lab {}: file {:?} must be a path inside the stage's directory",
+                lab.id, region.file
+            ));
+        }
         if !region.anchor.starts_with(&prefix) {
             return Err(format!(
                 "lab {}: anchor {:?} must start with {prefix:?}",
@@ -251,5 +271,63 @@ mod tests {
             ..Stage::default()
         };
         assert!(check(&file.lab[0], &wrong_stage).is_err());
+    }
+
+    #[test]
+    fn a_region_file_outside_its_stage_is_refused() {
+        for file in ["/etc/hosts", "../stage-05-x/src/f.rs", "src/../../f.rs", ""] {
+            let text = format!(
+                r#"
+                [[lab]]
+                id = "4.1"
+                title = "t"
+                minutes = 1
+                summary = "s"
+                [[lab.region]]
+                file = "{file}"
+                anchor = "lab_4_1_f"
+                stub = 'todo!()'
+                [[lab.grader]]
+                target = "lib"
+                tests = ["t"]
+                "#
+            );
+            let labs: LabsFile = toml::from_str(&text).unwrap();
+            let stage = Stage {
+                number: 4,
+                ..Stage::default()
+            };
+            let error = check(&labs.lab[0], &stage).unwrap_err();
+            assert!(error.contains(&format!("{file:?}")), "{file}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_deadline_beyond_a_day_is_refused_with_the_lab_named() {
+        let text = r#"
+            [[lab]]
+            id = "4.1"
+            title = "t"
+            minutes = 1
+            summary = "s"
+            timeout_secs = 18446744073709551615
+            [[lab.region]]
+            file = "src/f.rs"
+            anchor = "lab_4_1_f"
+            stub = 'todo!()'
+            [[lab.grader]]
+            target = "lib"
+            tests = ["t"]
+        "#;
+        let file: LabsFile = toml::from_str(text).unwrap();
+        let stage = Stage {
+            number: 4,
+            ..Stage::default()
+        };
+        let error = check(&file.lab[0], &stage).unwrap_err();
+        assert!(
+            error.contains("lab 4.1") && error.contains("timeout_secs"),
+            "{error}"
+        );
     }
 }

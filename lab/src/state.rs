@@ -4,7 +4,7 @@
 //! ```text
 //! .lab/progress          one line a lab: "5.2 passed" or "5.2 failing 3"
 //! .lab/solutions/5.2/    the solution regions `start` took out, by anchor
-//! .lab/attempts/         a learner's regions that `solution --restore` replaced
+//! .lab/attempts/         a learner's regions that `solution --restore` or a second `start` replaced
 //! .lab/verify-backup/    files `verify` has changed, until it puts them back
 //! ```
 
@@ -44,11 +44,13 @@ pub fn progress(root: &Path) -> BTreeMap<String, Outcome> {
 
 /// Record the outcome of a check; returns how many checks of this lab have
 /// failed in a row (0 when it passed).
-pub fn record(root: &Path, id: &str, passed: bool) -> std::io::Result<u32> {
+/// An error names the file.
+pub fn record(root: &Path, id: &str, passed: bool) -> Result<u32, String> {
     let mut all = progress(root);
     let failures = match (passed, all.get(id)) {
         (true, _) => 0,
-        (false, Some(Outcome::Failing(n))) => n + 1,
+        // .lab/progress may have been edited to hold any count.
+        (false, Some(Outcome::Failing(n))) => n.saturating_add(1),
         (false, _) => 1,
     };
     let outcome = if passed {
@@ -64,8 +66,8 @@ pub fn record(root: &Path, id: &str, passed: bool) -> std::io::Result<u32> {
             Outcome::Failing(n) => text.push_str(&format!("{id} failing {n}\n")),
         }
     }
-    std::fs::create_dir_all(dir(root))?;
-    std::fs::write(dir(root).join("progress"), text)?;
+    let path = dir(root).join("progress");
+    write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(failures)
 }
 
@@ -75,7 +77,7 @@ pub fn saved_solution(root: &Path, id: &str, anchor: &str) -> PathBuf {
 }
 
 /// Keep a learner's region text that is about to be replaced; returns where.
-pub fn save_attempt(root: &Path, id: &str, anchor: &str, text: &str) -> std::io::Result<PathBuf> {
+pub fn save_attempt(root: &Path, id: &str, anchor: &str, text: &str) -> Result<PathBuf, String> {
     let stamp = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -83,12 +85,12 @@ pub fn save_attempt(root: &Path, id: &str, anchor: &str, text: &str) -> std::io:
     let path = dir(root)
         .join("attempts")
         .join(format!("{id}-{anchor}-{stamp}.rs"));
-    write(&path, text)?;
+    write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(path)
 }
 
 /// Write a file, making its directory first.
-pub fn write(path: &Path, text: &str) -> std::io::Result<()> {
+pub fn write(path: &Path, text: impl AsRef<[u8]>) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -110,6 +112,33 @@ mod tests {
         assert_eq!(record(&root, "5.2", true).unwrap(), 0);
         assert_eq!(progress(&root).get("5.2"), Some(&Outcome::Passed));
         assert_eq!(progress(&root).get("4.1"), Some(&Outcome::Passed));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_state_file_that_cannot_be_written_is_named_in_the_error() {
+        let root = std::env::temp_dir().join(format!("lab-state-blocked-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(dir(&root), "a file where the directory should be").unwrap();
+        let error = record(&root, "5.2", true).unwrap_err();
+        assert!(error.contains(".lab/progress"), "{error}");
+        let error = save_attempt(&root, "5.2", "lab_5_2_a", "x").unwrap_err();
+        assert!(error.contains(".lab/attempts/5.2-lab_5_2_a"), "{error}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_garbled_progress_file_counts_on_without_overflowing() {
+        let root = std::env::temp_dir().join(format!("lab-state-garbled-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        write(
+            &dir(&root).join("progress"),
+            "5.2 failing 4294967295\n4.1 failing -3\n\u{0}\u{fffd} passed\n4.2\n",
+        )
+        .unwrap();
+        assert_eq!(record(&root, "5.2", false).unwrap(), u32::MAX);
+        assert_eq!(record(&root, "4.1", false).unwrap(), 1);
         std::fs::remove_dir_all(&root).unwrap();
     }
 }
