@@ -182,9 +182,18 @@ fn progress(root: &Path, labs: &[Lab]) -> Result<ExitCode, String> {
 }
 
 fn start(root: &Path, lab: &Lab) -> Result<ExitCode, String> {
+    let mut texts = Files::read(lab)?;
+    let bodies = texts.bodies(lab)?;
+    let started = lab
+        .regions
+        .iter()
+        .zip(&bodies)
+        .all(|(region, body)| regions::holds_stub(body, &region.stub));
+    // Nothing would be written if the lab is started already, so its
+    // stubs (uncommitted changes too) are no reason to refuse.
     let files = lab.files(root);
     match git::uncommitted(root, &files) {
-        Ok(changed) if !changed.is_empty() => {
+        Ok(changed) if !changed.is_empty() && !started => {
             return Err(format!(
                 "lab {} would overwrite changes you have not committed, in: {}\n\
                  Commit them (git commit -am \"my work\") or put them aside (git stash), \
@@ -200,8 +209,6 @@ fn start(root: &Path, lab: &Lab) -> Result<ExitCode, String> {
              the solution is kept in .lab/solutions)"
         ),
     }
-    let mut texts = Files::read(lab)?;
-    let bodies = texts.bodies(lab)?;
     let mut fresh = 0;
     for (region, body) in lab.regions.iter().zip(&bodies) {
         if !regions::holds_stub(body, &region.stub) {
@@ -649,6 +656,37 @@ mod tests {
         assert_eq!(attempts(&root), ["    6 * 7 // mine\n"]);
         let solution = state::saved_solution(&root, "4.1", "lab_4_1_f");
         assert_eq!(std::fs::read_to_string(solution).unwrap(), "    42\n");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn starting_a_started_lab_again_in_git_is_not_refused_for_its_own_stubs() {
+        let (root, lab) = scratch("start-again-git");
+        let git = |args: &[&str]| {
+            let status = std::process::Command::new("git")
+                .args([
+                    "-c",
+                    "user.name=learner",
+                    "-c",
+                    "user.email=learner@example.com",
+                ])
+                .args(args)
+                .current_dir(&root)
+                .output()
+                .expect("git runs")
+                .status;
+            assert!(status.success(), "git {args:?}");
+        };
+        git(&["init", "-q"]);
+        git(&["add", "."]);
+        git(&["commit", "-q", "-m", "the course"]);
+        start(&root, &lab).expect("the first start");
+        let file = lab.stage.dir.join("src/f.rs");
+        let started = std::fs::read_to_string(&file).unwrap();
+        // The stubs are uncommitted changes now; starting again must say
+        // the lab is started, not ask to commit them, and change nothing.
+        assert_eq!(start(&root, &lab), Ok(ExitCode::SUCCESS));
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), started);
         std::fs::remove_dir_all(&root).unwrap();
     }
 }
