@@ -211,14 +211,20 @@ mod tests {
         std::fs::read_to_string(path).unwrap()
     }
 
+    /// What `verify` does before it builds: back `file` up, then write a
+    /// stub over it, noted.
+    fn blank(root: &Path, file: &Path) {
+        back_up(root, &[file.to_path_buf()]).unwrap();
+        let blanked = Files {
+            texts: vec![(file.to_path_buf(), "stub\n".to_string())],
+        };
+        blanked.write_noted(root).unwrap();
+    }
+
     #[test]
     fn a_file_an_interrupted_verify_blanked_gets_its_original_back() {
         let (root, file) = scratch("blanked");
-        back_up(&root, std::slice::from_ref(&file)).unwrap();
-        let blanked = Files {
-            texts: vec![(file.clone(), "stub\n".to_string())],
-        };
-        blanked.write_noted(&root).unwrap();
+        blank(&root, &file);
         // Killed here: the next run puts the original back.
         assert_eq!(restore_backup(&root).unwrap(), ["stage-04-x/src/f.rs"]);
         assert_eq!(read(&file), "original\n");
@@ -241,11 +247,7 @@ mod tests {
     #[test]
     fn a_blanked_file_edited_after_an_interrupted_verify_is_left_and_its_original_kept() {
         let (root, file) = scratch("edited");
-        back_up(&root, std::slice::from_ref(&file)).unwrap();
-        let blanked = Files {
-            texts: vec![(file.clone(), "stub\n".to_string())],
-        };
-        blanked.write_noted(&root).unwrap();
+        blank(&root, &file);
         std::fs::write(&file, "my work\n").unwrap();
         assert!(restore_backup(&root).unwrap().is_empty());
         assert_eq!(read(&file), "my work\n");

@@ -273,58 +273,45 @@ mod tests {
         assert!(check(&file.lab[0], &wrong_stage).is_err());
     }
 
+    /// `check` of a stage 4 lab with one region in `region_file`, and
+    /// `extra` lines in its `[[lab]]` table.
+    fn check_one(region_file: &str, extra: &str) -> Result<(), String> {
+        let text = format!(
+            r#"
+            [[lab]]
+            id = "4.1"
+            title = "t"
+            minutes = 1
+            summary = "s"
+            {extra}
+            [[lab.region]]
+            file = "{region_file}"
+            anchor = "lab_4_1_f"
+            stub = 'todo!()'
+            [[lab.grader]]
+            target = "lib"
+            tests = ["t"]
+            "#
+        );
+        let labs: LabsFile = toml::from_str(&text).unwrap();
+        let stage = Stage {
+            number: 4,
+            ..Stage::default()
+        };
+        check(&labs.lab[0], &stage)
+    }
+
     #[test]
     fn a_region_file_outside_its_stage_is_refused() {
         for file in ["/etc/hosts", "../stage-05-x/src/f.rs", "src/../../f.rs", ""] {
-            let text = format!(
-                r#"
-                [[lab]]
-                id = "4.1"
-                title = "t"
-                minutes = 1
-                summary = "s"
-                [[lab.region]]
-                file = "{file}"
-                anchor = "lab_4_1_f"
-                stub = 'todo!()'
-                [[lab.grader]]
-                target = "lib"
-                tests = ["t"]
-                "#
-            );
-            let labs: LabsFile = toml::from_str(&text).unwrap();
-            let stage = Stage {
-                number: 4,
-                ..Stage::default()
-            };
-            let error = check(&labs.lab[0], &stage).unwrap_err();
+            let error = check_one(file, "").unwrap_err();
             assert!(error.contains(&format!("{file:?}")), "{file}: {error}");
         }
     }
 
     #[test]
     fn a_deadline_beyond_a_day_is_refused_with_the_lab_named() {
-        let text = r#"
-            [[lab]]
-            id = "4.1"
-            title = "t"
-            minutes = 1
-            summary = "s"
-            timeout_secs = 18446744073709551615
-            [[lab.region]]
-            file = "src/f.rs"
-            anchor = "lab_4_1_f"
-            stub = 'todo!()'
-            [[lab.grader]]
-            target = "lib"
-            tests = ["t"]
-        "#;
-        let file: LabsFile = toml::from_str(text).unwrap();
-        let stage = Stage {
-            number: 4,
-            ..Stage::default()
-        };
-        let error = check(&file.lab[0], &stage).unwrap_err();
+        let error = check_one("src/f.rs", "timeout_secs = 18446744073709551615").unwrap_err();
         assert!(
             error.contains("lab 4.1") && error.contains("timeout_secs"),
             "{error}"
