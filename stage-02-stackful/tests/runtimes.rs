@@ -76,3 +76,40 @@ fn a_runtime_can_run_inside_a_green_thread_of_another() {
         .unwrap();
     assert_eq!(inner_value, (0..50).map(|i| 7000 + i).sum());
 }
+
+/// A runtime running inside a green thread of another may hold a sender of
+/// the outer runtime's channel: its `send` must wake the outer receiver,
+/// which parked before the inner runtime started.
+#[test]
+fn a_send_from_a_nested_runtime_wakes_a_receiver_parked_in_the_outer_one() {
+    let received = Runtime::new()
+        .block_on(|| {
+            let (tx, rx) = green::channel();
+            let receiver = spawn(move || rx.recv());
+            yield_now(); // the receiver runs and parks in `recv`
+            Runtime::new()
+                .block_on(move || tx.send(42).unwrap())
+                .unwrap();
+            receiver.join().unwrap()
+        })
+        .expect("the outer runtime finishes: the receiver was woken");
+    assert_eq!(received, Ok(42));
+}
+
+/// The same for the primitive: `unpark` called under a nested runtime with
+/// the id of a thread parked in the outer one makes that thread runnable.
+#[test]
+fn unpark_from_a_nested_runtime_wakes_a_thread_parked_in_the_outer_one() {
+    let outcome = Runtime::new().block_on(|| {
+        let parked = spawn(green::park);
+        yield_now(); // `parked` runs and parks
+        let id = parked.id();
+        let found = Runtime::new().block_on(move || green::unpark(id)).unwrap();
+        (found, parked.join().is_ok())
+    });
+    assert_eq!(
+        outcome.expect("the outer runtime finishes: the parked thread was woken"),
+        (true, true),
+        "unpark found the outer thread"
+    );
+}
