@@ -134,7 +134,8 @@ impl<T> Packet<T> {
     fn complete(&self, result: Result<T, JoinError>) {
         *self.result.borrow_mut() = Some(result);
         if let Some(joiner) = self.joiner.take() {
-            scheduler::with_current(|s| s.unpark(joiner));
+            // Through `unpark`: the joiner may wait in an outer runtime.
+            crate::unpark(joiner);
         }
     }
 }

@@ -170,16 +170,18 @@ pub(crate) fn expect_current<R>(what: &str, f: impl FnOnce(&Scheduler) -> R) -> 
     }
 }
 
-/// Restores the previous `CURRENT` when dropped.
+/// Restores the previous `CURRENT` (and the scheduler's `outer`) when dropped.
 #[derive(Debug)]
 pub(crate) struct EnterGuard<'a> {
     previous: *const Scheduler,
-    _scheduler: &'a Scheduler,
+    previous_outer: *const Scheduler,
+    scheduler: &'a Scheduler,
 }
 
 impl Drop for EnterGuard<'_> {
     fn drop(&mut self) {
         CURRENT.with(|c| c.set(self.previous));
+        self.scheduler.outer.set(self.previous_outer);
     }
 }
 
@@ -216,6 +218,9 @@ pub(crate) struct Scheduler {
     running_suspender: Cell<*const GreenSuspender>,
     /// Generators currently resumed on top of the running green thread.
     nested_fibers: Cell<u32>,
+    /// While this runtime runs inside a green thread of another one: that
+    /// one (null otherwise), so a wake-up for one of its threads reaches it.
+    outer: Cell<*const Scheduler>,
 }
 
 impl Scheduler {
@@ -229,15 +234,25 @@ impl Scheduler {
             running: Cell::new(None),
             running_suspender: Cell::new(ptr::null()),
             nested_fibers: Cell::new(0),
+            outer: Cell::new(ptr::null()),
         }
     }
 
-    /// Makes this the current scheduler of the OS thread until the guard drops.
+    /// Makes this the current scheduler of the OS thread until the guard
+    /// drops. A runtime entered while another one is current runs inside
+    /// it (in one of its green threads), which stays alive meanwhile: it is
+    /// remembered as `outer`. (Teardown enters its own, already current,
+    /// scheduler again: that is no nesting.)
     pub(crate) fn enter(&self) -> EnterGuard<'_> {
         let previous = CURRENT.with(|c| c.replace(self));
+        let previous_outer = self.outer.get();
+        if !ptr::eq(previous, self) {
+            self.outer.set(previous);
+        }
         EnterGuard {
             previous,
-            _scheduler: self,
+            previous_outer,
+            scheduler: self,
         }
     }
 
@@ -412,6 +427,30 @@ impl Scheduler {
         // ANCHOR_END: lab_2_2_unpark
     }
     // ANCHOR_END: park
+
+    /// `unpark` for a thread of this runtime or of one it runs inside: a
+    /// channel, a join or a plain id may be shared between a runtime and a
+    /// runtime nested in one of its green threads, and a wake-up sent from
+    /// the inner one must not be lost. (Serials are unique in the process,
+    /// so no other runtime's thread can answer for `id`.)
+    pub(crate) fn unpark_here_or_outside(&self, id: GreenId) -> bool {
+        let mut scheduler = self;
+        loop {
+            if scheduler.unpark(id) {
+                return true;
+            }
+            let outer = scheduler.outer.get();
+            if outer.is_null() {
+                return false;
+            }
+            // SAFETY: `outer` is set only while this scheduler is entered
+            // from inside a green thread of `outer`, whose `block_on` (and
+            // so the scheduler) lives until that green thread returns; the
+            // guard of that `enter` resets it. `outer` holds no
+            // `RefCell` borrow across the resume of its green thread.
+            scheduler = unsafe { &*outer };
+        }
+    }
 
     /// `park` with a timer entry that unparks the thread at `deadline`.
     pub(crate) fn park_until(&self, deadline: Instant) {

@@ -186,11 +186,12 @@ pub fn park_timeout(timeout: Duration) {
 /// so that its next [`park`] returns at once.
 ///
 /// Returns `false` (and does nothing) if `id` is not a live green thread of
-/// the runtime running on this OS thread, or if no runtime runs here. Safe to
-/// call with a stale id.
+/// the runtime running on this OS thread (or of a runtime it runs inside,
+/// when it runs in a green thread of another), or if no runtime runs here.
+/// Safe to call with a stale id.
 #[inline]
 pub fn unpark(id: GreenId) -> bool {
-    with_current(|s| s.unpark(id)).unwrap_or(false)
+    with_current(|s| s.unpark_here_or_outside(id)).unwrap_or(false)
 }
 // ANCHOR_END: park_api
 
