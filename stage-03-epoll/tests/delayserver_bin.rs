@@ -38,7 +38,10 @@ fn assert_one_clear_line(output: &Output, what: &str) -> String {
 fn a_non_utf8_address_argument_is_one_clear_error_line_not_a_panic() {
     let output = run(&[OsStr::from_bytes(b"127.0.0.1:\xff")]);
     let line = assert_one_clear_line(&output, "non-UTF-8 argument");
-    assert!(line.contains("127.0.0.1:"), "names the argument: {line}");
+    assert!(
+        line.contains(r"127.0.0.1:\xFF"),
+        "names the argument: {line}"
+    );
 }
 
 #[test]
