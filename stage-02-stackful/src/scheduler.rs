@@ -687,3 +687,45 @@ impl Drop for Scheduler {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::with_current;
+
+    /// How many entries the running scheduler's timer queue holds.
+    fn timer_entries() -> usize {
+        with_current(|s| s.timers.borrow().len()).expect("inside a runtime")
+    }
+
+    /// A thread that waits with a long timeout but is always woken early
+    /// (a read timeout on a busy socket) leaves an entry behind each time:
+    /// the queue must not keep them all until their deadlines pass.
+    #[test]
+    fn timer_entries_of_waits_ended_early_do_not_pile_up() {
+        const WAITS: usize = 10_000;
+        let most = crate::Runtime::new()
+            .block_on(|| {
+                let waiter = crate::current();
+                let _waker = crate::spawn(move || {
+                    for _ in 0..WAITS {
+                        crate::unpark(waiter);
+                        crate::yield_now();
+                    }
+                });
+                let mut most = 0;
+                for _ in 0..WAITS {
+                    crate::park_timeout(Duration::from_secs(3600));
+                    most = most.max(timer_entries());
+                }
+                most
+            })
+            .expect("block_on");
+        assert!(
+            most <= 1000,
+            "{most} timer entries were queued at once for 2 green threads, each \
+             waiting on at most one"
+        );
+    }
+}

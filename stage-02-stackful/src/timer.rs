@@ -69,6 +69,12 @@ impl TimerQueue {
         self.heap.pop().map(|Reverse(entry)| entry)
     }
 
+    /// How many entries are queued, stale ones included.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.heap.len()
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.heap.is_empty()
     }
