@@ -460,6 +460,28 @@ impl Scheduler {
         self.park();
         // Woken early? Then the entry is stale from now on.
         self.set_timer_key(id, 0);
+        self.drop_stale_timers_if_most_are();
+    }
+
+    /// Drops every stale timer entry once they outnumber the live ones, so
+    /// that a thread woken early again and again (a long read timeout on a
+    /// busy socket) cannot grow the queue until its deadlines pass. Each
+    /// thread holds at most one live entry: a queue longer than twice the
+    /// thread count is mostly stale, and the O(n) pass comes only after at
+    /// least n/2 early wake-ups.
+    fn drop_stale_timers_if_most_are(&self) {
+        /// Below this many extra entries a pass is not worth it.
+        const SLACK: usize = 64;
+        let threads = self.threads.borrow();
+        let mut timers = self.timers.borrow_mut();
+        if timers.len() <= 2 * threads.len() + SLACK {
+            return;
+        }
+        timers.retain(|entry| {
+            threads
+                .get(entry.thread.slot())
+                .is_some_and(|t| t.serial == entry.thread.serial() && t.timer_key == entry.key)
+        });
     }
 
     fn set_timer_key(&self, id: GreenId, key: u64) {

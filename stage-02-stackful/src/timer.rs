@@ -8,7 +8,8 @@
 //! Entries are never removed from the middle of the heap. A green thread
 //! that is woken early (by `unpark`) just leaves its entry behind; each entry
 //! carries a `key` that the thread records, and the scheduler ignores an entry
-//! whose key the thread no longer holds (a *stale* entry).
+//! whose key the thread no longer holds (a *stale* entry). Once stale entries
+//! outnumber the live ones, the scheduler drops them all in one pass.
 //!
 //! ```text
 //!            (t=5 ms, key 3, thread A)      <- peek: the wait phase may block 5 ms
@@ -70,9 +71,13 @@ impl TimerQueue {
     }
 
     /// How many entries are queued, stale ones included.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.heap.len()
+    }
+
+    /// Keeps only the entries for which `keep` is true.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&TimerEntry) -> bool) {
+        self.heap.retain(|Reverse(entry)| keep(entry));
     }
 
     pub(crate) fn is_empty(&self) -> bool {
