@@ -20,7 +20,14 @@ fn many_green_threads() -> PathBuf {
 }
 
 fn run(args: &[&OsStr]) -> Output {
-    let mut child = command(many_green_threads());
+    let program = many_green_threads();
+    assert!(
+        program.exists(),
+        "{} is not built: `cargo test -p stage-02-stackful` builds the examples, or \
+         `cargo build -p stage-02-stackful --examples` before this test alone",
+        program.display()
+    );
+    let mut child = command(program);
     child.args(args).env("RUST_BACKTRACE", "0");
     output_within(&mut child, hang_limit()).expect("many_green_threads runs")
 }
@@ -61,6 +68,13 @@ fn a_stack_size_larger_than_the_address_space_is_one_clear_error_line() {
     // 2^54 KiB is 2^64 bytes: one more than a usize holds.
     let line = one_clear_line(&[OsStr::new("10"), OsStr::new("18014398509481984")]);
     assert!(line.contains("STACK_KIB"), "names the argument: {line}");
+}
+
+#[test]
+fn a_stack_size_no_mapping_can_hold_is_one_clear_error_line() {
+    // 2^40 KiB (a PiB) per stack: mmap refuses it.
+    let line = one_clear_line(&[OsStr::new("10"), OsStr::new("1099511627776")]);
+    assert!(line.contains("stack"), "says what failed: {line}");
 }
 
 #[test]
