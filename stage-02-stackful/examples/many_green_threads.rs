@@ -21,22 +21,67 @@
 //! 100,000, raise it (`sudo sysctl vm.max_map_count=262144`).
 
 use std::cell::Cell;
+use std::ffi::OsString;
 use std::fs;
+use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::Instant;
 
-use green::{Runtime, channel, spawn, yield_now};
+use green::{Runtime, channel, try_spawn, yield_now};
 
 /// Mappings the process needs besides the stacks (libraries, heap, ...).
 const OTHER_MAPPINGS: usize = 2_000;
 
-fn main() {
-    let mut args = std::env::args().skip(1);
-    let wanted: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
-    let stack_kib: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(16);
+const USAGE: &str = "usage: many_green_threads [THREADS] [STACK_KIB] (default 100000 16)";
 
+fn main() -> ExitCode {
+    match arguments() {
+        Ok((wanted, stack_kib)) => match measure(wanted, stack_kib) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(why) => {
+                eprintln!("many_green_threads: {why}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(why) => {
+            eprintln!("many_green_threads: {why}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `[THREADS] [STACK_KIB]`, each defaulted when absent and refused when
+/// it is not a number (read as `OsString`s: `std::env::args` panics on an
+/// argument that is not UTF-8).
+fn arguments() -> Result<(usize, usize), String> {
+    let mut args = std::env::args_os().skip(1);
+    let wanted = number(args.next(), "THREADS", 100_000)?;
+    let stack_kib = number(args.next(), "STACK_KIB", 16)?;
+    if args.next().is_some() {
+        return Err(format!("too many arguments; {USAGE}"));
+    }
+    if stack_kib.checked_mul(1024).is_none() {
+        return Err(format!(
+            "STACK_KIB {stack_kib} is larger than the address space; {USAGE}"
+        ));
+    }
+    Ok((wanted, stack_kib))
+}
+
+fn number(arg: Option<OsString>, name: &str, default: usize) -> Result<usize, String> {
+    let Some(arg) = arg else {
+        return Ok(default);
+    };
+    arg.to_str()
+        .and_then(|text| text.parse().ok())
+        .ok_or_else(|| format!("{name} must be a whole number, not {arg:?}; {USAGE}"))
+}
+
+/// Parks the threads, wakes them, prints what they cost; an error if
+/// their stacks cannot be allocated.
+fn measure(wanted: usize, stack_kib: usize) -> Result<(), String> {
     let threads = match max_map_count() {
-        Some(limit) if 2 * wanted + OTHER_MAPPINGS > limit => {
+        Some(limit) if wanted.saturating_mul(2).saturating_add(OTHER_MAPPINGS) > limit => {
             let fits = (limit.saturating_sub(OTHER_MAPPINGS) / 2) / 1000 * 1000;
             println!(
                 "vm.max_map_count = {limit}: each guarded stack is 2 mappings, so only about \
@@ -63,12 +108,14 @@ fn main() {
                 let (gate, wait_here) = channel::<u64>();
                 let parked = parked.clone();
                 gates.push(gate);
-                handles.push(spawn(move || {
+                let handle = try_spawn(move || {
                     parked.set(parked.get() + 1);
                     // Parks until main sends a value.
                     let value = wait_here.recv().unwrap_or(0);
                     value + i as u64
-                }));
+                })
+                .map_err(|e| format!("cannot allocate a stack of {stack_kib} KiB: {e}"))?;
+                handles.push(handle);
             }
             yield_now(); // every thread runs once and parks in recv
             let spawn_time = started.elapsed();
@@ -80,9 +127,9 @@ fn main() {
                 gate.send(1).unwrap();
             }
             let sum: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
-            (alive, spawn_time, peak, woken.elapsed(), sum)
+            Ok::<_, String>((alive, spawn_time, peak, woken.elapsed(), sum))
         })
-        .expect("the runtime failed");
+        .map_err(|e| format!("the runtime failed: {e}"))??;
     let (alive, spawn_time, peak, wake_time, sum) = report;
     assert_eq!(sum, (1..=threads as u64).sum::<u64>());
 
@@ -109,6 +156,7 @@ fn main() {
         );
     }
     println!("stack pool: {:?}", rt.stack_stats());
+    Ok(())
 }
 
 fn max_map_count() -> Option<usize> {
