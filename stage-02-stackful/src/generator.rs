@@ -70,12 +70,15 @@ impl<Y: 'static, R: 'static> Generator<Y, R> {
         Self::with_stack_size(Stack::DEFAULT_SIZE, f)
     }
 
-    /// A generator with a stack of `bytes` usable bytes (rounded up to pages).
+    /// A generator with a stack of `bytes` usable bytes (rounded up to
+    /// pages, at least [`Builder::MIN_STACK_SIZE`](crate::Builder::MIN_STACK_SIZE),
+    /// as for a green thread: below it a panic in the body would overflow
+    /// the stack and abort instead of reaching the caller of `resume`).
     pub fn with_stack_size<F>(bytes: usize, f: F) -> io::Result<Self>
     where
         F: FnOnce(&Yielder<'_, Y>) -> R + 'static,
     {
-        let stack = Stack::new(bytes)?;
+        let stack = Stack::new(bytes.max(crate::Builder::MIN_STACK_SIZE))?;
         // A generator is driven like a function its consumer calls again
         // and again, so it shares the consumer's floating-point control
         // state instead of keeping its own (the cheaper switch on x86-64).
