@@ -35,14 +35,8 @@ const OTHER_MAPPINGS: usize = 2_000;
 const USAGE: &str = "usage: many_green_threads [THREADS] [STACK_KIB] (default 100000 16)";
 
 fn main() -> ExitCode {
-    match arguments() {
-        Ok((wanted, stack_kib)) => match measure(wanted, stack_kib) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(why) => {
-                eprintln!("many_green_threads: {why}");
-                ExitCode::FAILURE
-            }
-        },
+    match arguments().and_then(|(wanted, stack_kib)| measure(wanted, stack_kib)) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(why) => {
             eprintln!("many_green_threads: {why}");
             ExitCode::FAILURE

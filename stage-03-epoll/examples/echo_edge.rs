@@ -25,37 +25,18 @@ struct Conn {
 
 #[allow(dead_code)] // also compiled into the tests and benchmarks
 fn main() -> ExitCode {
-    match listen_and_serve() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(why) => {
-            eprintln!("echo_edge: {why}");
-            ExitCode::FAILURE
-        }
-    }
+    netpoll::args::exit_status("echo_edge", listen_and_serve())
 }
 
 /// Serves on the address of the command line; every error as one line.
 #[allow(dead_code)] // also compiled into the tests and benchmarks
 fn listen_and_serve() -> Result<(), String> {
-    let addr = address_argument("127.0.0.1:7002")?;
+    let addr =
+        netpoll::args::listen_address("echo_edge", SocketAddr::from(([127, 0, 0, 1], 7002)))?;
     let listener = TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     println!("edge-triggered echo on {local}");
     serve(listener).map_err(|e| format!("serving on {local}: {e}"))
-}
-
-/// The address to listen on: the first argument, or `default`. Read as an
-/// `OsString`, since `std::env::args` panics on one that is not UTF-8.
-#[allow(dead_code)] // also compiled into the tests and benchmarks
-fn address_argument(default: &str) -> Result<SocketAddr, String> {
-    let Some(arg) = std::env::args_os().nth(1) else {
-        return default.parse().map_err(|e| format!("{default}: {e}"));
-    };
-    let text = arg
-        .to_str()
-        .ok_or_else(|| format!("{arg:?} is not an address like {default} (not UTF-8)"))?;
-    text.parse()
-        .map_err(|e| format!("{text:?} is not an address like {default}: {e}"))
 }
 
 /// Serves echo on `listener` forever (or until an epoll call fails).

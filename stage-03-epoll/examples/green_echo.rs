@@ -20,19 +20,14 @@ pub const STACK_SIZE: usize = 64 * 1024;
 
 #[allow(dead_code)] // also compiled into the tests and benchmarks
 fn main() -> ExitCode {
-    match listen_and_serve() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(why) => {
-            eprintln!("green_echo: {why}");
-            ExitCode::FAILURE
-        }
-    }
+    netpoll::args::exit_status("green_echo", listen_and_serve())
 }
 
 /// Serves on the address of the command line; every error as one line.
 #[allow(dead_code)] // also compiled into the tests and benchmarks
 fn listen_and_serve() -> Result<(), String> {
-    let addr = address_argument("127.0.0.1:7004")?;
+    let addr =
+        netpoll::args::listen_address("green_echo", SocketAddr::from(([127, 0, 0, 1], 7004)))?;
     let mut runtime = netpoll::netpoller::builder()
         .map_err(|e| format!("cannot create the netpoller: {e}"))?
         .stack_size(STACK_SIZE)
@@ -46,20 +41,6 @@ fn listen_and_serve() -> Result<(), String> {
             serve(listener).map_err(|e| format!("serving on {local}: {e}"))
         })
         .map_err(|e| e.to_string())?
-}
-
-/// The address to listen on: the first argument, or `default`. Read as an
-/// `OsString`, since `std::env::args` panics on one that is not UTF-8.
-#[allow(dead_code)] // also compiled into the tests and benchmarks
-fn address_argument(default: &str) -> Result<SocketAddr, String> {
-    let Some(arg) = std::env::args_os().nth(1) else {
-        return default.parse().map_err(|e| format!("{default}: {e}"));
-    };
-    let text = arg
-        .to_str()
-        .ok_or_else(|| format!("{arg:?} is not an address like {default} (not UTF-8)"))?;
-    text.parse()
-        .map_err(|e| format!("{text:?} is not an address like {default}: {e}"))
 }
 
 // ANCHOR: green_echo

@@ -16,6 +16,7 @@
 //! | [`Poll`], [`Registry`] | mio's shape: wait for events; register, reregister, deregister |
 //! | [`Events`], [`Event`] | what one wait returned |
 //! | [`Waker`] | end a wait from another thread (an eventfd) |
+//! | [`args`] | the servers' command line: an address to listen on, errors as one line |
 //! | [`delayserver`] | a small HTTP server that answers after a delay, run in-process by later stages |
 //! | [`netpoller`] | a stage-02 [`green::Driver`] that waits in epoll: the netpoller |
 //! | [`net`] | green `TcpListener` / `TcpStream` with blocking-style `Read` / `Write` |
@@ -25,6 +26,7 @@
 //! kqueue and IOCP behind it. `green_echo` is the same server once more, as
 //! plain blocking code, one green thread per connection, on the netpoller.
 
+pub mod args;
 pub mod delayserver;
 mod event;
 mod interest;

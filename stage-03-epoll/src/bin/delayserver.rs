@@ -13,36 +13,15 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use netpoll::args;
 use netpoll::delayserver::DelayServer;
 
-const USAGE: &str = "usage: delayserver [ADDR] (default 127.0.0.1:8080)";
-
 fn main() -> ExitCode {
-    match address_argument().and_then(serve) {
-        Ok(never) => match never {},
-        Err(why) => {
-            eprintln!("delayserver: {why}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// The address to listen on, from the only (optional) argument. Arguments
-/// are read as `OsString`s: `std::env::args` panics on one that is not UTF-8.
-fn address_argument() -> Result<SocketAddr, String> {
-    let mut args = std::env::args_os().skip(1);
-    let (arg, extra) = (args.next(), args.next());
-    if extra.is_some() {
-        return Err(format!("too many arguments; {USAGE}"));
-    }
-    let Some(arg) = arg else {
-        return Ok(SocketAddr::from(([127, 0, 0, 1], 8080)));
-    };
-    let text = arg.to_str().ok_or_else(|| {
-        format!("{arg:?} is not an address like 127.0.0.1:8080 (not UTF-8); {USAGE}")
-    })?;
-    text.parse()
-        .map_err(|e| format!("{text:?} is not an address like 127.0.0.1:8080: {e}; {USAGE}"))
+    let default = SocketAddr::from(([127, 0, 0, 1], 8080));
+    let outcome = args::listen_address("delayserver", default)
+        .and_then(serve)
+        .map(|never| match never {});
+    args::exit_status("delayserver", outcome)
 }
 
 /// Starts the server and serves until the process is killed.
