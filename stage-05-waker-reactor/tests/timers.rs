@@ -339,16 +339,16 @@ fn a_sleep_polled_with_a_new_waker_as_its_timer_fires_wakes_that_waker_or_comple
             .worker_threads(2)
             .build()
             .unwrap();
-        let mut sleeping = Box::pin(rt.block_on(async { sleep(Duration::from_millis(20)) }));
+        let mut sleeping = Box::pin(rt.block_on(async { sleep(Duration::from_millis(300)) }));
         // First poll, by one waiter: the timer is registered with its waker.
         let first = Arc::new(Woken::default());
         let first_waker = Waker::from(first.clone());
         let polled = sleeping
             .as_mut()
             .poll(&mut Context::from_waker(&first_waker));
-        assert!(polled.is_pending(), "20 ms have not passed yet");
+        assert!(polled.is_pending(), "300 ms have not passed yet");
         // Second poll, by another waiter (the sleep moved to another task),
-        // 20 ms later than the first: a worker fires the timer (waking the
+        // just before the deadline: a worker fires the timer (waking the
         // first waiter) after the poll read the clock and before it handed
         // the reactor the second waker.
         let second = Arc::new(CloneAfterFire {
