@@ -25,6 +25,10 @@ use crate::reactor::{Direction, PollEvented};
 /// The accept queue's length asked for by [`TcpListener::bind`].
 const LISTEN_BACKLOG: libc::c_int = 1024;
 
+/// Linux's `IOV_MAX`: `sendmsg` refuses more buffers than this, so a
+/// vectored write sends at most this many at a time.
+const IOV_MAX: usize = 1024;
+
 /// A non-blocking, close-on-exec socket bound to `addr` (with
 /// `SO_REUSEADDR`, as mio and std do) and listening with
 /// `LISTEN_BACKLOG`. Written out rather than taken from mio, whose `bind`
@@ -260,6 +264,11 @@ impl TcpStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        // One call sends at most `IOV_MAX` buffers. `poll_transfer` takes a
+        // write shorter than `len` for a full socket, and waits for it to
+        // drain; so `len` counts only what this call can send, or a socket
+        // with room to spare would wait for an event that never comes.
+        let bufs = &bufs[..bufs.len().min(IOV_MAX)];
         let len = bufs.iter().map(|b| b.len()).sum();
         if len == 0 {
             return Poll::Ready(Ok(0));
@@ -278,8 +287,6 @@ impl TcpStream {
 /// write fails with `BrokenPipe` instead.
 fn send_vectored(stream: &mio::net::TcpStream, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
     use std::os::fd::AsRawFd;
-    /// Linux's `IOV_MAX`: `sendmsg` refuses more buffers than this.
-    const IOV_MAX: usize = 1024;
     // SAFETY: all-zero bytes are a valid `msghdr` (no address, no control
     // data, no buffers yet).
     let mut message: libc::msghdr = unsafe { std::mem::zeroed() };

@@ -100,13 +100,19 @@ impl Future for Sleep {
                 self.key = Some(key);
             }
             // Still registered: make sure the reactor has the current waker.
-            // A timer the reactor fired has `deadline <= now`, caught above,
-            // so `Fired` here means the runtime shut down and dropped every
-            // timer: this one can never fire. Completing would be early;
-            // stay pending (like any future of a runtime that is gone).
+            // `Fired` means the entry is gone: either the reactor fired it
+            // since the clock was read above (waking the waker it had, maybe
+            // another task's, not this one), or the runtime shut down and
+            // dropped every timer. Read the clock again to tell them apart:
+            // the first is due now; the second can never fire, and
+            // completing would be early, so it stays pending (like any
+            // future of a runtime that is gone).
             Some(key) => {
                 if self.reactor.timers.poll(key, cx.waker()) == TimerPoll::Fired {
                     self.key = None;
+                    if Instant::now() >= self.deadline {
+                        return Poll::Ready(());
+                    }
                 }
             }
         }

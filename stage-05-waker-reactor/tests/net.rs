@@ -387,3 +387,98 @@ fn writing_to_a_closed_peer_is_a_broken_pipe_error_even_when_sigpipe_is_not_igno
         );
     }
 }
+
+/// `sendmsg` takes at most 1024 buffers, so a vectored write of more sends
+/// only the first 1024, however much room the socket has. That is a short
+/// write that says nothing about the socket's buffer: the next write must
+/// go ahead at once, not wait for a "writable" event that a socket with
+/// room to spare never raises.
+#[test]
+fn a_vectored_write_of_more_buffers_than_sendmsg_takes_does_not_stall_the_next_write() {
+    for (name, rt) in both_flavours() {
+        let sent = common::within("vectored writes of 3000 one-byte buffers", move || {
+            rt.block_on(async {
+                let listener = TcpListener::bind(loopback()).unwrap();
+                let mut client = TcpStream::connect(listener.local_addr().unwrap())
+                    .await
+                    .unwrap();
+                // The peer stays quiet (it reads nothing until the end), so
+                // no event comes from its side either.
+                let (mut server, _) = listener.accept().await.unwrap();
+                let bytes = vec![7u8; 3000];
+                let mut sent = 0;
+                while sent < bytes.len() {
+                    let slices: Vec<std::io::IoSlice<'_>> =
+                        bytes[sent..].chunks(1).map(std::io::IoSlice::new).collect();
+                    let n = runtime::time::timeout(
+                        Duration::from_secs(5),
+                        client.write_vectored(&slices),
+                    )
+                    .await
+                    .expect("a write with room in the socket waited for an event")
+                    .unwrap();
+                    assert!(n > 0);
+                    sent += n;
+                }
+                let mut back = vec![0u8; bytes.len()];
+                server.read_exact(&mut back).await.unwrap();
+                assert_eq!(back, bytes);
+                sent
+            })
+        });
+        assert_eq!(sent, 3000, "{name}");
+    }
+}
+
+/// Sends `bytes` on `stream`, as TCP urgent ("out-of-band") data if `urgent`.
+fn send_raw(stream: &std::net::TcpStream, bytes: &[u8], urgent: bool) {
+    use std::os::fd::AsRawFd;
+    let flags = if urgent { libc::MSG_OOB } else { 0 };
+    // SAFETY: `bytes` outlives the call, which only reads it; the fd is the
+    // stream's own, open while `stream` is borrowed.
+    let sent = unsafe {
+        libc::send(
+            stream.as_raw_fd(),
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            flags,
+        )
+    };
+    assert_eq!(
+        sent,
+        bytes.len() as isize,
+        "send: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// A read stops short at TCP's urgent mark although more data waits
+/// behind it, so a short read does not mean the socket was drained. A peer
+/// that sends one urgent byte must not leave the bytes after it unread.
+#[test]
+fn a_peer_that_sends_urgent_data_does_not_stall_the_reader() {
+    for (name, rt) in both_flavours() {
+        let read = common::within("a read across an urgent byte", move || {
+            rt.block_on(async {
+                let listener = TcpListener::bind(loopback()).unwrap();
+                let peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+                let (mut stream, _) = listener.accept().await.unwrap();
+                send_raw(&peer, b"abc", false);
+                send_raw(&peer, b"!", true);
+                send_raw(&peer, b"def", false);
+                // Let all of it arrive before the first read (the peer then
+                // stays quiet, so no later event covers for a lost one).
+                runtime::time::sleep(Duration::from_millis(50)).await;
+                let mut buf = [0u8; 6];
+                runtime::time::timeout(Duration::from_secs(5), stream.read_exact(&mut buf))
+                    .await
+                    .expect("the bytes after the urgent mark were never read")
+                    .unwrap();
+                drop(peer);
+                buf
+            })
+        });
+        // The urgent byte itself is not part of the stream.
+        assert_eq!(&read, b"abcdef", "{name}");
+    }
+}

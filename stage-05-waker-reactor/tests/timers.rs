@@ -262,3 +262,113 @@ fn a_sleep_that_outlives_its_runtime_never_completes_early() {
         }
     }
 }
+
+/// A waker whose `clone` waits until `fired` has been woken: the reactor
+/// fires the timer on a worker while a poll is between reading the clock
+/// and handing the reactor its new waker.
+struct CloneAfterFire {
+    fired: Arc<Woken>,
+    woken: Woken,
+}
+
+#[derive(Default)]
+struct Woken(std::sync::atomic::AtomicBool);
+
+impl Woken {
+    fn is_set(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    fn set(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    /// Whether it gets set within `limit`.
+    fn wait(&self, limit: Duration) -> bool {
+        let start = Instant::now();
+        while !self.is_set() && start.elapsed() < limit {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.is_set()
+    }
+}
+
+impl std::task::Wake for Woken {
+    fn wake(self: Arc<Self>) {
+        self.set();
+    }
+}
+
+fn clone_after_fire_waker(waker: Arc<CloneAfterFire>) -> std::task::Waker {
+    use std::task::{RawWaker, RawWakerVTable, Waker};
+    static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake, drop_waker);
+    fn raw(data: *const ()) -> RawWaker {
+        RawWaker::new(data, &VTABLE)
+    }
+    unsafe fn clone(data: *const ()) -> RawWaker {
+        // SAFETY: `data` came from `Arc::into_raw` and the waker being
+        // cloned still owns its count.
+        let this = unsafe { &*data.cast::<CloneAfterFire>() };
+        assert!(
+            this.fired.wait(common::deadline()),
+            "the reactor never fired the timer"
+        );
+        // SAFETY: as above; the new waker owns the new count.
+        unsafe { Arc::increment_strong_count(data.cast::<CloneAfterFire>()) };
+        raw(data)
+    }
+    unsafe fn wake(data: *const ()) {
+        // SAFETY: as in `clone`.
+        unsafe { &*data.cast::<CloneAfterFire>() }.woken.set();
+    }
+    unsafe fn drop_waker(data: *const ()) {
+        // SAFETY: each waker owns one count of the `Arc`.
+        unsafe { Arc::decrement_strong_count(data.cast::<CloneAfterFire>()) };
+    }
+    // SAFETY: the vtable keeps the contract: each waker owns one count of
+    // a live `Arc<CloneAfterFire>`, and every function is thread-safe.
+    unsafe { Waker::from_raw(raw(Arc::into_raw(waker).cast())) }
+}
+
+#[test]
+#[allow(clippy::async_yields_async)] // the sleep is handed out unawaited on purpose
+fn a_sleep_polled_with_a_new_waker_as_its_timer_fires_wakes_that_waker_or_completes() {
+    use std::future::Future as _;
+    use std::task::{Context, Waker};
+    within("a sleep that changes hands as its timer fires", || {
+        let rt = Runtime::builder()
+            .multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let mut sleeping = Box::pin(rt.block_on(async { sleep(Duration::from_millis(300)) }));
+        // First poll, by one waiter: the timer is registered with its waker.
+        let first = Arc::new(Woken::default());
+        let first_waker = Waker::from(first.clone());
+        let polled = sleeping
+            .as_mut()
+            .poll(&mut Context::from_waker(&first_waker));
+        assert!(polled.is_pending(), "300 ms have not passed yet");
+        // Second poll, by another waiter (the sleep moved to another task),
+        // just before the deadline: a worker fires the timer (waking the
+        // first waiter) after the poll read the clock and before it handed
+        // the reactor the second waker.
+        let second = Arc::new(CloneAfterFire {
+            fired: first.clone(),
+            woken: Woken::default(),
+        });
+        let second_waker = clone_after_fire_waker(second.clone());
+        let polled = sleeping
+            .as_mut()
+            .poll(&mut Context::from_waker(&second_waker));
+        assert!(
+            polled.is_ready() || second.woken.wait(Duration::from_secs(5)),
+            "the sleep said Pending to its second waiter, whose waker nobody \
+             will ever wake: the timer fired for the first one"
+        );
+        assert!(
+            sleeping
+                .as_mut()
+                .poll(&mut Context::from_waker(&second_waker))
+                .is_ready()
+        );
+    });
+}

@@ -541,10 +541,13 @@ impl<E: Source> PollEvented<E> {
     }
     // ANCHOR_END: poll_io
 
-    /// Like [`poll_io`](Self::poll_io) for reads and writes of a buffer: a
-    /// short transfer means the socket's buffer was drained (or filled), so
-    /// the readiness is cleared right away, saving the syscall that would
-    /// only say `WouldBlock`.
+    /// Like [`poll_io`](Self::poll_io) for reads and writes of a buffer. A
+    /// short *write* means the socket's buffer filled up (the kernel raises
+    /// an event once it drains), so the readiness is cleared right away,
+    /// saving the syscall that would only say `WouldBlock`. A short *read*
+    /// proves nothing: TCP's `recv` stops at the urgent mark with more data
+    /// queued behind it, for which no event will come. Reads clear the
+    /// readiness on `WouldBlock` only.
     pub(crate) fn poll_transfer(
         &self,
         cx: &mut Context<'_>,
@@ -561,7 +564,9 @@ impl<E: Source> PollEvented<E> {
                     self.registration.clear_readiness(event);
                     continue;
                 }
-                Ok(n) if n > 0 && n < len => self.registration.clear_readiness(event),
+                Ok(n) if direction == Direction::Write && n > 0 && n < len => {
+                    self.registration.clear_readiness(event);
+                }
                 _ => {}
             }
             crate::coop::spend();
