@@ -52,6 +52,12 @@ pub struct DelayedRequests {
 }
 
 impl DelayedRequests {
+    /// The most requests a command line may ask for. Every request holds a
+    /// connection (a descriptor) open at once, so far fewer already fail
+    /// with "too many open files"; a count beyond any memory would
+    /// otherwise abort the process when its first `Vec` is allocated.
+    pub const MAX_COUNT: usize = 1_000_000;
+
     /// The plan an example's command line asks for, `[N] [MAX_DELAY_MS]`,
     /// 100 requests and 500 ms where a word is missing. Both stage 04's
     /// `naive_requests` and stage 05's `stage04_requests` read it here, so
@@ -69,8 +75,17 @@ impl DelayedRequests {
         }
         let count = number(args.next(), "N (the number of requests)", 100)?;
         let max_ms = number(args.next(), "MAX_DELAY_MS", 500)?;
+        if count > Self::MAX_COUNT as u64 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "N must be at most {} (each request holds a connection open), not {count}",
+                    Self::MAX_COUNT
+                ),
+            ));
+        }
         Ok(DelayedRequests {
-            count: usize::try_from(count).unwrap_or(usize::MAX),
+            count: count as usize,
             max_delay: Duration::from_millis(max_ms),
         })
     }
@@ -229,6 +244,18 @@ mod tests {
         assert!(error.to_string().contains("\"ten\""), "{error}");
         let error = DelayedRequests::from_args(words("10 -5")).unwrap_err();
         assert!(error.to_string().contains("MAX_DELAY_MS"), "{error}");
+    }
+
+    #[test]
+    fn a_count_beyond_the_maximum_is_a_clear_error_not_an_abort() {
+        let error = DelayedRequests::from_args(words("999999999999999")).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+        assert!(error.to_string().contains("at most"), "{error}");
+        let most = DelayedRequests::MAX_COUNT.to_string();
+        assert_eq!(
+            DelayedRequests::from_args(words(&most)).unwrap().count,
+            DelayedRequests::MAX_COUNT
+        );
     }
 
     #[test]
