@@ -152,6 +152,12 @@ impl Driver {
         // ...then wake the tasks outside it (a woken task may register).
         for (scheduled, ready) in self.ready.drain(..) {
             scheduled.set_readiness(ready, &mut self.wakers);
+            // Its socket may have been dropped on another thread since the
+            // lookup: then this clone is the last, and the wakers it still
+            // holds (user code) are dropped here, one by one, contained.
+            if let Some(last) = Arc::into_inner(scheduled) {
+                last.drop_waiters();
+            }
         }
         for waker in self.wakers.drain(..) {
             // A waker is user code: its panic must not unwind out of the
