@@ -203,16 +203,28 @@ impl DelayServer {
         self.stop_and_join()
     }
 
+    /// Serves until the server's loop ends by itself, which only a failing
+    /// epoll call makes it do, and returns that error: what a program that
+    /// does nothing but serve (the `delayserver` binary) waits on.
+    pub fn wait(mut self) -> io::Result<()> {
+        self.thread.take().map_or(Ok(()), join_server)
+    }
+
     fn stop_and_join(&mut self) -> io::Result<()> {
         let Some(thread) = self.thread.take() else {
             return Ok(());
         };
         self.stop.store(true, Ordering::Release);
         self.waker.wake()?;
-        match thread.join() {
-            Ok(result) => result,
-            Err(_) => Err(io::Error::other("the delay server thread panicked")),
-        }
+        join_server(thread)
+    }
+}
+
+/// The outcome of the server's thread, a panic of it as an error.
+fn join_server(thread: JoinHandle<io::Result<()>>) -> io::Result<()> {
+    match thread.join() {
+        Ok(result) => result,
+        Err(_) => Err(io::Error::other("the delay server thread panicked")),
     }
 }
 

@@ -18,14 +18,13 @@ use netpoll::delayserver::DelayServer;
 
 fn main() -> ExitCode {
     let default = SocketAddr::from(([127, 0, 0, 1], 8080));
-    let outcome = args::listen_address("delayserver", default)
-        .and_then(serve)
-        .map(|never| match never {});
+    let outcome = args::listen_address("delayserver", default).and_then(serve);
     args::exit_status("delayserver", outcome)
 }
 
-/// Starts the server and serves until the process is killed.
-fn serve(addr: SocketAddr) -> Result<std::convert::Infallible, String> {
+/// Starts the server and serves until the process is killed (or the
+/// server fails).
+fn serve(addr: SocketAddr) -> Result<(), String> {
     let server = DelayServer::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     // The address is for whoever reads stdout. If nobody does (a pipe whose
     // reader is gone), the server still serves: `println!` would panic.
@@ -39,7 +38,7 @@ fn serve(addr: SocketAddr) -> Result<std::convert::Infallible, String> {
     let _ = out.flush();
     drop(out);
     // The server runs on its own thread; this one has nothing else to do.
-    loop {
-        std::thread::park();
-    }
+    server
+        .wait()
+        .map_err(|e| format!("the server on {addr} stopped: {e}"))
 }
