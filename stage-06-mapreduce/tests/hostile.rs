@@ -4,7 +4,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -189,4 +189,65 @@ fn run_removes_the_temporary_files_a_killed_worker_left_in_its_directory() {
         out.join("notes.tmp").exists(),
         "a file of the user's was removed"
     );
+}
+
+/// Starts a coordinator (no secret) that may hold at most `max_fds` open
+/// file descriptors, and returns it once it says where it listens.
+fn coordinator_with_fd_limit(dir: &TestDir, max_fds: u64, files: &[String]) -> Coordinator {
+    let mut cmd = dir.mapreduce();
+    cmd.args(["coordinator", "--listen", "127.0.0.1:0", "--reduce", "2"])
+        .args(files)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    // SAFETY: the closure runs in the forked child before exec and calls
+    // only setrlimit, which is async-signal-safe, and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: max_fds,
+                rlim_max: max_fds,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let log = Lines::default();
+    let (tx, rx) = std::sync::mpsc::channel();
+    drain(&mut child, log.clone(), Some(tx));
+    let coordinator = |addr| Coordinator {
+        child,
+        addr,
+        log: log.clone(),
+    };
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no listening line: {}", log.joined()));
+        if let Some(addr) = line.strip_prefix("coordinator: listening on ") {
+            return coordinator(addr.trim().parse().unwrap());
+        }
+    }
+}
+
+#[test]
+fn peers_that_connect_and_never_speak_cannot_starve_the_coordinator_of_descriptors() {
+    let dir = TestDir::new("silent");
+    let files = books(dir.path(), 2, 10_000);
+    let expected = sequential(&dir, "wc", &files);
+    let mut c = coordinator_with_fd_limit(&dir, 64, &files);
+    // More silent connections than the coordinator has descriptors: the
+    // kernel completes them all, the coordinator accepts what it can.
+    let silent: Vec<TcpStream> = (0..100)
+        .map(|_| TcpStream::connect(c.addr).unwrap())
+        .collect();
+    let mut w = start_worker(&dir, "wc", c.addr);
+    let status = wait_for(&mut c.child, job_limit(), "coordinator");
+    assert!(status.success(), "{}", c.log.joined());
+    assert!(wait_for(&mut w.child, Duration::from_secs(30), "worker").success());
+    assert_eq!(sorted_outputs(dir.path()), sorted(expected));
+    drop(silent);
 }
