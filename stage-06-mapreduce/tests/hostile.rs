@@ -251,3 +251,64 @@ fn peers_that_connect_and_never_speak_cannot_starve_the_coordinator_of_descripto
     assert_eq!(sorted_outputs(dir.path()), sorted(expected));
     drop(silent);
 }
+
+#[test]
+fn a_corpus_larger_than_memory_is_written_in_pieces_until_the_disk_refuses() {
+    let dir = TestDir::new("hugecorpus");
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    // Far more than this machine's memory, in one file; the file size
+    // limit (1 MiB) plays a disk that fills up early.
+    for (args, out) in [
+        (
+            vec!["corpus", "--bytes", "1000G", "--files", "1", "--out", "big"],
+            dir.path().join("big"),
+        ),
+        (
+            vec!["run", "--app", "wc", "--bytes", "1000G", "--dir", "job"],
+            tmp.join("mapreduce"),
+        ),
+    ] {
+        let mut cmd = dir.mapreduce();
+        cmd.args(&args).env("TMPDIR", &tmp);
+        // SAFETY: the closure runs in the forked child before exec and
+        // calls only setrlimit, which is async-signal-safe, and allocates
+        // nothing.
+        unsafe {
+            cmd.pre_exec(|| {
+                let limit = libc::rlimit {
+                    rlim_cur: 1 << 20,
+                    rlim_max: 1 << 20,
+                };
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let result = output_within(cmd, job_limit());
+        let err = stderr_of(&result);
+        assert_eq!(
+            result.status.signal(),
+            None,
+            "{args:?}: killed by a signal instead of reporting the error: {err}"
+        );
+        assert_eq!(result.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("corpus-000.txt") && err.contains("too large"),
+            "{args:?}: the message names the file and the cause: {err}"
+        );
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        let left: Vec<String> = std::fs::read_dir(&out)
+            .map(|entries| {
+                entries
+                    .map(|e| e.unwrap().file_name().into_string().unwrap())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(
+            left.is_empty(),
+            "{args:?}: left behind in {out:?}: {left:?}"
+        );
+    }
+}
