@@ -312,3 +312,47 @@ fn a_corpus_larger_than_memory_is_written_in_pieces_until_the_disk_refuses() {
         );
     }
 }
+
+#[test]
+fn an_input_larger_than_memory_is_an_error_naming_it_not_an_abort() {
+    let dir = TestDir::new("hugeinput");
+    // A sparse file of 1 TiB: it takes no disk, but a map task that
+    // reads it whole cannot hold it in memory.
+    std::fs::File::create(dir.path().join("huge.txt"))
+        .unwrap()
+        .set_len(1 << 40)
+        .unwrap();
+    for args in [
+        vec!["sequential", "--app", "wc", "--dir", "seq", "huge.txt"],
+        vec![
+            "run",
+            "--app",
+            "wc",
+            "--workers",
+            "1",
+            "--quiet",
+            "--dir",
+            "job",
+            "huge.txt",
+        ],
+    ] {
+        let mut cmd = dir.mapreduce();
+        cmd.args(&args);
+        let result = output_within(cmd, job_limit());
+        let err = stderr_of(&result);
+        assert_eq!(
+            result.status.signal(),
+            None,
+            "{args:?}: killed by a signal: {err}"
+        );
+        assert_eq!(result.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("huge.txt") && err.contains("memory"),
+            "{args:?}: the message names the file and the cause: {err}"
+        );
+        assert!(
+            !err.contains("SIGABRT") && !err.contains("panicked"),
+            "{args:?}: no process died: {err}"
+        );
+    }
+}
