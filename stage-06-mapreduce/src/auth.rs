@@ -177,7 +177,17 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut hello = [0u8; HELLO.len() + CHALLENGE_LEN];
-    stream.read_exact(&mut hello).await?;
+    match stream.read_exact(&mut hello).await {
+        // A server with a secret challenges first; one without waits for
+        // a request, then closes a client that sends none.
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            return Err(refused(
+                "the server hung up without asking for a secret \
+                 (does it run without --secret-file, or has its job ended?)",
+            ));
+        }
+        other => other?,
+    }
     let (magic, theirs) = hello.split_at(HELLO.len());
     if magic != HELLO {
         return Err(refused(
