@@ -191,11 +191,17 @@ fn run_removes_the_temporary_files_a_killed_worker_left_in_its_directory() {
     );
 }
 
-/// Starts a coordinator (no secret) that may hold at most `max_fds` open
+/// Starts a coordinator that may hold at most `max_fds` open
 /// file descriptors, and returns it once it says where it listens.
-fn coordinator_with_fd_limit(dir: &TestDir, max_fds: u64, files: &[String]) -> Coordinator {
+fn coordinator_with_fd_limit(
+    dir: &TestDir,
+    max_fds: u64,
+    args: &[&str],
+    files: &[String],
+) -> Coordinator {
     let mut cmd = dir.mapreduce();
     cmd.args(["coordinator", "--listen", "127.0.0.1:0", "--reduce", "2"])
+        .args(args)
         .args(files)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -238,7 +244,7 @@ fn peers_that_connect_and_never_speak_cannot_starve_the_coordinator_of_descripto
     let dir = TestDir::new("silent");
     let files = books(dir.path(), 2, 10_000);
     let expected = sequential(&dir, "wc", &files);
-    let mut c = coordinator_with_fd_limit(&dir, 64, &files);
+    let mut c = coordinator_with_fd_limit(&dir, 64, &[], &files);
     // More silent connections than the coordinator has descriptors: the
     // kernel completes them all, the coordinator accepts what it can.
     let silent: Vec<TcpStream> = (0..100)
@@ -355,4 +361,31 @@ fn an_input_larger_than_memory_is_an_error_naming_it_not_an_abort() {
             "{args:?}: no process died: {err}"
         );
     }
+}
+
+#[test]
+fn a_worker_with_the_secret_waits_its_turn_behind_silent_peers_and_the_job_finishes() {
+    let dir = TestDir::new("silent-secret");
+    let files = books(dir.path(), 2, 10_000);
+    let expected = sequential(&dir, "wc", &files);
+    std::fs::write(dir.path().join("job.secret"), [5u8; 32]).unwrap();
+    let secret = ["--secret-file", "job.secret"];
+    let mut c = coordinator_with_fd_limit(&dir, 64, &secret, &files);
+    // Each silent peer is closed FRAME_TIMEOUT after it was accepted, but
+    // with 150 of them and fewer than 64 descriptors the worker's turn to
+    // be accepted (and challenged) comes only after two such rounds.
+    let silent: Vec<TcpStream> = (0..150)
+        .map(|_| TcpStream::connect(c.addr).unwrap())
+        .collect();
+    let mut w = start_worker_with(&dir, "wc", c.addr, &secret);
+    let status = wait_for(&mut c.child, job_limit(), "coordinator");
+    assert!(
+        status.success(),
+        "coordinator:\n{}\nworker:\n{}",
+        c.log.joined(),
+        w.log.joined()
+    );
+    assert!(wait_for(&mut w.child, Duration::from_secs(30), "worker").success());
+    assert_eq!(sorted_outputs(dir.path()), sorted(expected));
+    drop(silent);
 }
