@@ -176,8 +176,43 @@ pub async fn client_handshake<S>(stream: &mut S, secret: &Secret) -> io::Result<
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let first = await_challenge(stream).await?;
+    finish_client_handshake(stream, secret, first).await
+}
+
+/// Waits for the first byte of the server's challenge and returns it. A
+/// busy server may take a while to accept, so a caller may wait here
+/// without a deadline and put one on [`finish_client_handshake`] only.
+pub async fn await_challenge<S>(stream: &mut S) -> io::Result<u8>
+where
+    S: AsyncRead + Unpin,
+{
+    let mut first = [0u8; 1];
+    match stream.read_exact(&mut first).await {
+        // A server with a secret challenges first; one without waits for
+        // a request, then closes a client that sends none.
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(refused(
+            "the server hung up without asking for a secret \
+             (does it run without --secret-file, or has its job ended?)",
+        )),
+        Err(e) => Err(e),
+        Ok(()) => Ok(first[0]),
+    }
+}
+
+/// The rest of [`client_handshake`], once the challenge's `first` byte
+/// has come.
+pub async fn finish_client_handshake<S>(
+    stream: &mut S,
+    secret: &Secret,
+    first: u8,
+) -> io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut hello = [0u8; HELLO.len() + CHALLENGE_LEN];
-    stream.read_exact(&mut hello).await?;
+    hello[0] = first;
+    stream.read_exact(&mut hello[1..]).await?;
     let (magic, theirs) = hello.split_at(HELLO.len());
     if magic != HELLO {
         return Err(refused(

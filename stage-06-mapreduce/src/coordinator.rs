@@ -316,16 +316,25 @@ impl Coordinator {
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     let mut next_id: WorkerId = 0;
+    let mut failing = false;
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                if failing {
+                    shared.log(format_args!("accepting connections again"));
+                    failing = false;
+                }
                 next_id += 1;
                 *shared.connections() += 1;
                 runtime::spawn(serve_connection(stream, peer, Arc::clone(&shared), next_id));
             }
             Err(e) => {
-                // Out of file descriptors, say: back off instead of spinning.
-                shared.log(format_args!("accept failed: {e}"));
+                // Out of file descriptors, say: back off instead of
+                // spinning, and say so once, not twenty times a second.
+                if !failing {
+                    shared.log(format_args!("accept failed: {e}; retrying"));
+                    failing = true;
+                }
                 sleep(Duration::from_millis(50)).await;
             }
         }
@@ -410,10 +419,23 @@ async fn serve_frames(
     // sources each reduce task it was handed was told to fetch from.
     let mut joined: Option<SocketAddr> = None;
     let mut sources: HashMap<u32, Vec<SocketAddr>> = HashMap::new();
+    let mut asked = false;
     loop {
         // A worker may compute for minutes between requests: no deadline
-        // for a frame to start...
-        let first = match wire::read_frame_start(stream).await {
+        // for a frame to start, except the first. A worker asks as soon as
+        // it connects; a peer that never does must not keep a descriptor
+        // for the whole job.
+        let start = wire::read_frame_start(stream);
+        let started = if asked {
+            start.await
+        } else {
+            match timeout(FRAME_TIMEOUT, start).await {
+                Ok(started) => started,
+                Err(_) => return Some(format!("no request within {FRAME_TIMEOUT:?}")),
+            }
+        };
+        asked = true;
+        let first = match started {
             Ok(Some(byte)) => byte,
             Ok(None) => return None,
             Err(e) => return Some(e.to_string()),

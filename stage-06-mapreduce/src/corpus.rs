@@ -171,7 +171,8 @@ impl Zipf {
 
 // ANCHOR: generate
 /// Writes the corpus into `dir` (created if needed) as `corpus-NNN.txt` and
-/// returns the paths, in order.
+/// returns the paths, in order. Each file is written as it is generated,
+/// a piece at a time, so its size is bounded by the disk, not by memory.
 pub fn generate(dir: &Path, spec: &CorpusSpec) -> io::Result<Vec<PathBuf>> {
     fs::create_dir_all(dir)?;
     let vocabulary = vocabulary();
@@ -183,30 +184,42 @@ pub fn generate(dir: &Path, spec: &CorpusSpec) -> io::Result<Vec<PathBuf>> {
         // Each file has its own stream, so file k is the same whatever the
         // number of files after it.
         let mut rng = SplitMix64::new(spec.seed ^ (u64::from(f) << 32));
-        let text = file_text(&vocabulary, &zipf, &mut rng, per_file as usize);
         let name = format!("corpus-{f:03}.txt");
-        let mut out = AtomicFile::create(dir, &name)?;
-        out.write_all(&text)?;
-        out.commit()?;
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("{name}: {e}"));
+        let mut out = AtomicFile::create(dir, &name).map_err(named)?;
+        write_text(&mut out, &vocabulary, &zipf, &mut rng, per_file).map_err(named)?;
+        out.commit().map_err(named)?;
         paths.push(dir.join(name));
     }
     Ok(paths)
 }
 // ANCHOR_END: generate
 
-/// One file's text: sentences of 4 to 18 words, lines of about 70 bytes.
-fn file_text(vocabulary: &[String], zipf: &Zipf, rng: &mut SplitMix64, bytes: usize) -> Vec<u8> {
-    let mut text = Vec::with_capacity(bytes + 128);
-    let mut line_start = 0;
-    while text.len() < bytes {
+/// Bytes of text generated before they are written out.
+const PIECE: usize = 64 * 1024;
+
+/// One file's text, `bytes` long and then to the end of its line:
+/// sentences of 4 to 18 words, lines of about 70 bytes.
+fn write_text(
+    out: &mut impl Write,
+    vocabulary: &[String],
+    zipf: &Zipf,
+    rng: &mut SplitMix64,
+    bytes: u64,
+) -> io::Result<()> {
+    let mut piece: Vec<u8> = Vec::with_capacity(PIECE + 256);
+    let mut written = 0u64;
+    let mut line_len = 0;
+    while written + (piece.len() as u64) < bytes {
         let words = 4 + rng.below(15);
         for i in 0..words {
             let word = vocabulary[zipf.draw(rng)].as_bytes();
-            let start = text.len();
-            text.extend_from_slice(word);
+            let start = piece.len();
+            piece.extend_from_slice(word);
             if i == 0 {
-                text[start] = text[start].to_ascii_uppercase();
+                piece[start] = piece[start].to_ascii_uppercase();
             }
+            line_len += word.len();
             let sep: &[u8] = if i + 1 == words {
                 b". "
             } else {
@@ -217,19 +230,26 @@ fn file_text(vocabulary: &[String], zipf: &Zipf, rng: &mut SplitMix64, bytes: us
                     _ => b" ",
                 }
             };
-            if text.len() - line_start > 70 {
-                text.extend_from_slice(sep.trim_ascii_end());
-                text.push(b'\n');
-                line_start = text.len();
+            if line_len > 70 {
+                piece.extend_from_slice(sep.trim_ascii_end());
+                piece.push(b'\n');
+                line_len = 0;
             } else {
-                text.extend_from_slice(sep);
+                piece.extend_from_slice(sep);
+                line_len += sep.len();
             }
         }
+        if piece.len() >= PIECE {
+            out.write_all(&piece)?;
+            written += piece.len() as u64;
+            piece.clear();
+        }
     }
-    if text.last() != Some(&b'\n') {
-        text.push(b'\n');
+    // Every file ends with a line end (an empty one is just that).
+    if line_len > 0 || (written == 0 && piece.is_empty()) {
+        piece.push(b'\n');
     }
-    text
+    out.write_all(&piece)
 }
 
 /// Parses a size such as `4096`, `100k`, `64M`, `64MiB` or `1G` (binary units).

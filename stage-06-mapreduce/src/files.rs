@@ -94,7 +94,8 @@ pub fn open_input(path: &Path) -> io::Result<(File, u64)> {
 /// an error: a word count over a stray Latin-1 file should still count.
 pub fn read_input(path: &Path) -> io::Result<String> {
     let (mut file, size) = open_input(path)?;
-    let mut bytes = Vec::with_capacity((size as usize).saturating_add(1));
+    let mut bytes = Vec::new();
+    reserve_for(&mut bytes, size)?;
     file.read_to_end(&mut bytes)?;
     // Valid UTF-8 (the usual case) is checked once and the buffer reused;
     // only invalid input pays for a second, repairing pass.
@@ -111,9 +112,25 @@ pub fn read_input_into<'b>(path: &Path, buf: &'b mut Vec<u8>) -> io::Result<Cow<
     buf.clear();
     let (mut file, size) = open_input(path)?;
     // Room for the whole file at once: growing by doubling would copy it.
-    buf.reserve((size as usize).saturating_add(1));
+    reserve_for(buf, size)?;
     file.read_to_end(buf)?;
     Ok(String::from_utf8_lossy(buf))
+}
+
+/// Makes room in `buf` for a whole input of `size` bytes (and the one
+/// more that tells `read_to_end` the file ended). A file too big for memory
+/// is an `OutOfMemory` error, where a plain `reserve` would abort.
+fn reserve_for(buf: &mut Vec<u8>, size: u64) -> io::Result<()> {
+    usize::try_from(size)
+        .ok()
+        .and_then(|size| size.checked_add(1))
+        .and_then(|want| buf.try_reserve(want).ok())
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!("{size} bytes do not fit in memory (each input file is read whole)"),
+            )
+        })
 }
 
 // ANCHOR: atomic

@@ -175,8 +175,13 @@ pub fn cached_corpus(base: &Path, spec: &CorpusSpec) -> io::Result<Vec<PathBuf>>
     // run interrupted here never leaves half a corpus under the final name.
     let temp = base.join(format!(".corpus-tmp-{}", std::process::id()));
     let _ = fs::remove_dir_all(&temp);
-    corpus::generate(&temp, spec)?;
-    fs::write(temp.join(".complete"), b"")?;
+    let generated =
+        corpus::generate(&temp, spec).and_then(|_| fs::write(temp.join(".complete"), b""));
+    if let Err(e) = generated {
+        // A full disk, say: leave nothing half made behind.
+        let _ = fs::remove_dir_all(&temp);
+        return Err(e);
+    }
     if fs::rename(&temp, &dir).is_err() {
         // Someone else finished first: use theirs.
         let _ = fs::remove_dir_all(&temp);

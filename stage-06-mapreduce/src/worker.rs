@@ -189,13 +189,22 @@ async fn join_job(
         Err(e) => return Ok(Err(WorkerExit::Unreachable(config.coordinator, e))),
     };
     if let Some(secret) = &config.secret {
-        match timeout(FRAME_TIMEOUT, auth::client_handshake(&mut stream, secret)).await {
+        let refused = "the coordinator did not let this worker in";
+        // No deadline for the challenge to start, as for any reply: a
+        // busy coordinator may take a while to accept this connection
+        // (one without a secret hangs up on a client that asks nothing).
+        let first = auth::await_challenge(&mut stream).await.context(refused)?;
+        match timeout(
+            FRAME_TIMEOUT,
+            auth::finish_client_handshake(&mut stream, secret, first),
+        )
+        .await
+        {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e).context("the coordinator did not let this worker in"),
-            Err(_) => bail!(
-                "the coordinator did not ask for the job's secret within {FRAME_TIMEOUT:?}: \
-                 does it run without --secret-file?"
-            ),
+            Ok(Err(e)) => return Err(e).context(refused),
+            Err(_) => {
+                bail!("the coordinator's challenge was not finished within {FRAME_TIMEOUT:?}")
+            }
         }
     }
     let Some(serve) = config.serve else {

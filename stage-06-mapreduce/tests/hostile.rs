@@ -4,7 +4,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -189,4 +189,203 @@ fn run_removes_the_temporary_files_a_killed_worker_left_in_its_directory() {
         out.join("notes.tmp").exists(),
         "a file of the user's was removed"
     );
+}
+
+/// Starts a coordinator that may hold at most `max_fds` open
+/// file descriptors, and returns it once it says where it listens.
+fn coordinator_with_fd_limit(
+    dir: &TestDir,
+    max_fds: u64,
+    args: &[&str],
+    files: &[String],
+) -> Coordinator {
+    let mut cmd = dir.mapreduce();
+    cmd.args(["coordinator", "--listen", "127.0.0.1:0", "--reduce", "2"])
+        .args(args)
+        .args(files)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    // SAFETY: the closure runs in the forked child before exec and calls
+    // only setrlimit, which is async-signal-safe, and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: max_fds,
+                rlim_max: max_fds,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let log = Lines::default();
+    let (tx, rx) = std::sync::mpsc::channel();
+    drain(&mut child, log.clone(), Some(tx));
+    let coordinator = |addr| Coordinator {
+        child,
+        addr,
+        log: log.clone(),
+    };
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no listening line: {}", log.joined()));
+        if let Some(addr) = line.strip_prefix("coordinator: listening on ") {
+            return coordinator(addr.trim().parse().unwrap());
+        }
+    }
+}
+
+#[test]
+fn peers_that_connect_and_never_speak_cannot_starve_the_coordinator_of_descriptors() {
+    let dir = TestDir::new("silent");
+    let files = books(dir.path(), 2, 10_000);
+    let expected = sequential(&dir, "wc", &files);
+    let mut c = coordinator_with_fd_limit(&dir, 64, &[], &files);
+    // More silent connections than the coordinator has descriptors: the
+    // kernel completes them all, the coordinator accepts what it can.
+    let silent: Vec<TcpStream> = (0..100)
+        .map(|_| TcpStream::connect(c.addr).unwrap())
+        .collect();
+    let mut w = start_worker(&dir, "wc", c.addr);
+    let status = wait_for(&mut c.child, job_limit(), "coordinator");
+    assert!(status.success(), "{}", c.log.joined());
+    assert!(wait_for(&mut w.child, Duration::from_secs(30), "worker").success());
+    assert_eq!(sorted_outputs(dir.path()), sorted(expected));
+    drop(silent);
+}
+
+#[test]
+fn a_corpus_larger_than_memory_is_written_in_pieces_until_the_disk_refuses() {
+    let dir = TestDir::new("hugecorpus");
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    // Far more than this machine's memory, in one file; the file size
+    // limit (1 MiB) plays a disk that fills up early.
+    for (args, out) in [
+        (
+            vec!["corpus", "--bytes", "1000G", "--files", "1", "--out", "big"],
+            dir.path().join("big"),
+        ),
+        (
+            vec!["run", "--app", "wc", "--bytes", "1000G", "--dir", "job"],
+            tmp.join("mapreduce"),
+        ),
+    ] {
+        let mut cmd = dir.mapreduce();
+        cmd.args(&args).env("TMPDIR", &tmp);
+        // SAFETY: the closure runs in the forked child before exec and
+        // calls only setrlimit, which is async-signal-safe, and allocates
+        // nothing.
+        unsafe {
+            cmd.pre_exec(|| {
+                let limit = libc::rlimit {
+                    rlim_cur: 1 << 20,
+                    rlim_max: 1 << 20,
+                };
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let result = output_within(cmd, job_limit());
+        let err = stderr_of(&result);
+        assert_eq!(
+            result.status.signal(),
+            None,
+            "{args:?}: killed by a signal instead of reporting the error: {err}"
+        );
+        assert_eq!(result.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("corpus-000.txt") && err.contains("too large"),
+            "{args:?}: the message names the file and the cause: {err}"
+        );
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        let left: Vec<String> = std::fs::read_dir(&out)
+            .map(|entries| {
+                entries
+                    .map(|e| e.unwrap().file_name().into_string().unwrap())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(
+            left.is_empty(),
+            "{args:?}: left behind in {out:?}: {left:?}"
+        );
+    }
+}
+
+#[test]
+fn an_input_larger_than_memory_is_an_error_naming_it_not_an_abort() {
+    let dir = TestDir::new("hugeinput");
+    // A sparse file of 1 TiB: it takes no disk, but a map task that
+    // reads it whole cannot hold it in memory.
+    std::fs::File::create(dir.path().join("huge.txt"))
+        .unwrap()
+        .set_len(1 << 40)
+        .unwrap();
+    for args in [
+        vec!["sequential", "--app", "wc", "--dir", "seq", "huge.txt"],
+        vec![
+            "run",
+            "--app",
+            "wc",
+            "--workers",
+            "1",
+            "--quiet",
+            "--dir",
+            "job",
+            "huge.txt",
+        ],
+    ] {
+        let mut cmd = dir.mapreduce();
+        cmd.args(&args);
+        let result = output_within(cmd, job_limit());
+        let err = stderr_of(&result);
+        assert_eq!(
+            result.status.signal(),
+            None,
+            "{args:?}: killed by a signal: {err}"
+        );
+        assert_eq!(result.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("huge.txt") && err.contains("memory"),
+            "{args:?}: the message names the file and the cause: {err}"
+        );
+        assert!(
+            !err.contains("SIGABRT") && !err.contains("panicked"),
+            "{args:?}: no process died: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_worker_with_the_secret_waits_its_turn_behind_silent_peers_and_the_job_finishes() {
+    let dir = TestDir::new("silent-secret");
+    let files = books(dir.path(), 2, 10_000);
+    let expected = sequential(&dir, "wc", &files);
+    std::fs::write(dir.path().join("job.secret"), [5u8; 32]).unwrap();
+    let secret = ["--secret-file", "job.secret"];
+    let mut c = coordinator_with_fd_limit(&dir, 64, &secret, &files);
+    // Each silent peer is closed FRAME_TIMEOUT after it was accepted, but
+    // with 150 of them and fewer than 64 descriptors the worker's turn to
+    // be accepted (and challenged) comes only after two such rounds.
+    let silent: Vec<TcpStream> = (0..150)
+        .map(|_| TcpStream::connect(c.addr).unwrap())
+        .collect();
+    let mut w = start_worker_with(&dir, "wc", c.addr, &secret);
+    let status = wait_for(&mut c.child, job_limit(), "coordinator");
+    assert!(
+        status.success(),
+        "coordinator:\n{}\nworker:\n{}",
+        c.log.joined(),
+        w.log.joined()
+    );
+    assert!(wait_for(&mut w.child, Duration::from_secs(30), "worker").success());
+    assert_eq!(sorted_outputs(dir.path()), sorted(expected));
+    drop(silent);
 }

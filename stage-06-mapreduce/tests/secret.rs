@@ -170,3 +170,26 @@ fn an_unusable_secret_file_is_one_clear_line() {
         assert!(err.contains(path) && err.contains(says), "{err}");
     }
 }
+
+#[test]
+fn a_worker_with_a_secret_whose_coordinator_hangs_up_unasked_says_it_has_none() {
+    // A coordinator without a secret closes a connection that sends no
+    // request in time; one with a secret would have sent its challenge
+    // first. So a worker that is waiting for the challenge and sees the
+    // connection close is talking to a coordinator without a secret.
+    let dir = TestDir::new("hangup-secret");
+    let secret = write_secret(&dir, "job.secret", 7);
+    let fake = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = fake.local_addr().unwrap();
+    let mut w = start_worker_with(&dir, "wc", addr, &["--secret-file", &secret]);
+    let (conn, _) = fake.accept().unwrap();
+    drop(conn);
+    let status = wait_for(&mut w.child, job_limit(), "worker");
+    assert!(!status.success(), "{status}");
+    assert!(
+        w.log
+            .wait_for("without --secret-file", Duration::from_secs(30)),
+        "{}",
+        w.log.joined()
+    );
+}
