@@ -8,8 +8,9 @@
 //! Entries are never removed from the middle of the heap. A green thread
 //! that is woken early (by `unpark`) just leaves its entry behind; each entry
 //! carries a `key` that the thread records, and the scheduler ignores an entry
-//! whose key the thread no longer holds (a *stale* entry). Once stale entries
-//! outnumber the live ones, the scheduler drops them all in one pass.
+//! whose key the thread no longer holds (a *stale* entry). Once the queue
+//! holds more than twice as many entries as there are threads (plus 64),
+//! most of them are stale, and the scheduler drops them all in one pass.
 //!
 //! ```text
 //!            (t=5 ms, key 3, thread A)      <- peek: the wait phase may block 5 ms
