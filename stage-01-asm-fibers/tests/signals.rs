@@ -53,7 +53,7 @@ const SIGNALS_IN_SWITCHES: usize = if test_support::EMULATED { 150 } else { 2000
 const SWITCH_ADDRESSES: usize = 20;
 /// Round trips (one with each fiber) the child makes at least.
 const MIN_ROUND_TRIPS: u64 = if test_support::EMULATED {
-    5_000
+    1_000
 } else {
     50_000
 };
