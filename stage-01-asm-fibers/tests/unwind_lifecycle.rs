@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod common {
     pub mod single_step;
+    pub mod walk;
 }
 
 use common::single_step::{Walk, has_unwind_info, install, trap_flag};
