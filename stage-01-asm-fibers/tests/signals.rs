@@ -329,17 +329,25 @@ mod clobber {
 /// The address ranges of the switch's naked functions, from this
 /// executable's symbol table, moved to where the executable was loaded.
 fn switch_code() -> Result<Vec<(usize, usize)>, String> {
-    // Mangled names end each path component with its length and name,
-    // then the hash: `..11enter_fiber17h<hash>E`.
+    // Mangled names spell each path component as its length and name:
+    // `..11enter_fiber17h<hash>E` in the legacy scheme, `..11enter_fiber`
+    // at the end in the v0 scheme.
     #[cfg(target_arch = "x86_64")]
     const SWITCH_FUNCTIONS: &[&str] = &[
-        "11enter_fiber17h",
-        "11leave_fiber17h",
-        "21enter_fiber_shared_fp17h",
-        "21leave_fiber_shared_fp17h",
+        "11enter_fiber",
+        "11leave_fiber",
+        "21enter_fiber_shared_fp",
+        "21leave_fiber_shared_fp",
     ];
     #[cfg(not(target_arch = "x86_64"))]
-    const SWITCH_FUNCTIONS: &[&str] = &["9switch_in17h", "10switch_out17h"];
+    const SWITCH_FUNCTIONS: &[&str] = &["9switch_in", "10switch_out"];
+    let names_one = |symbol: &str| {
+        SWITCH_FUNCTIONS.iter().any(|f| {
+            symbol
+                .split_once(f)
+                .is_some_and(|(_, rest)| rest.is_empty() || rest.starts_with("17h"))
+        })
+    };
 
     let path = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     let elf = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -354,11 +362,7 @@ fn switch_code() -> Result<Vec<(usize, usize)>, String> {
     let load_bias = anchor.wrapping_sub(anchor_value);
     let ranges: Vec<(usize, usize)> = symbols
         .iter()
-        .filter(|(name, _, size)| {
-            *size > 0
-                && name.contains("fibers4arch")
-                && SWITCH_FUNCTIONS.iter().any(|f| name.contains(f))
-        })
+        .filter(|(name, _, size)| *size > 0 && name.contains("fibers4arch") && names_one(name))
         .map(|&(_, value, size)| (value.wrapping_add(load_bias), size))
         .collect();
     if ranges.len() < 2 {
