@@ -5,6 +5,8 @@ use std::io;
 use std::rc::Rc;
 use std::time::Duration;
 
+mod common;
+use common::within;
 use green::{Driver, Error, GreenId, Runtime, current, park, spawn, with_driver, yield_now};
 
 /// A fake reactor: green threads register; each `wait` "delivers an event"
@@ -105,28 +107,33 @@ fn a_driver_without_waiters_lets_deadlock_detection_fire() {
 
 #[test]
 fn threads_that_keep_yielding_do_not_starve_threads_waiting_on_the_driver() {
-    let mut rt = Runtime::builder()
-        .driver(Box::new(FakeReactor::default()))
-        .build();
-    let spins = rt
-        .block_on(|| {
-            let arrived = Rc::new(Cell::new(false));
-            let a = arrived.clone();
-            spawn(move || {
-                wait_for_event();
-                a.set(true);
-            });
-            // Never lets the run queue empty: the driver must be polled anyway.
-            let mut spins = 0u32;
-            while !arrived.get() && spins < 10_000 {
-                yield_now();
-                spins += 1;
-            }
-            assert!(arrived.get(), "the I/O thread starved");
-            spins
-        })
-        .unwrap();
-    assert!(spins <= 2 * green::driver::POLL_INTERVAL, "{spins}");
+    within(
+        "does the run loop poll the driver while the run queue never empties?",
+        || {
+            let mut rt = Runtime::builder()
+                .driver(Box::new(FakeReactor::default()))
+                .build();
+            let spins = rt
+                .block_on(|| {
+                    let arrived = Rc::new(Cell::new(false));
+                    let a = arrived.clone();
+                    spawn(move || {
+                        wait_for_event();
+                        a.set(true);
+                    });
+                    // Never lets the run queue empty: the driver must be polled anyway.
+                    let mut spins = 0u32;
+                    while !arrived.get() && spins < 10_000 {
+                        yield_now();
+                        spins += 1;
+                    }
+                    assert!(arrived.get(), "the I/O thread starved");
+                    spins
+                })
+                .unwrap();
+            assert!(spins <= 2 * green::driver::POLL_INTERVAL, "{spins}");
+        },
+    );
 }
 
 #[test]

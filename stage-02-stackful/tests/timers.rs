@@ -4,6 +4,8 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::within;
 use green::{Runtime, current, park, park_timeout, sleep, sleep_until, spawn, unpark, yield_now};
 
 /// Each thread takes its deadline at its first run, so the deadlines are
@@ -78,35 +80,45 @@ fn other_threads_run_while_one_sleeps() {
 
 #[test]
 fn an_unpark_before_park_is_not_lost() {
-    Runtime::new()
-        .block_on(|| {
-            assert!(unpark(current()), "token left for the running thread");
-            // Returns at once by consuming the token (else: deadlock error).
-            park();
-        })
-        .unwrap();
+    within(
+        "is the token of an unpark before park kept for the next park?",
+        || {
+            Runtime::new()
+                .block_on(|| {
+                    assert!(unpark(current()), "token left for the running thread");
+                    // Returns at once by consuming the token (else: deadlock error).
+                    park();
+                })
+                .unwrap();
+        },
+    );
 }
 
 #[test]
 fn unpark_wakes_a_parked_thread_and_ignores_stale_ids() {
-    Runtime::new()
-        .block_on(|| {
-            let flag = Rc::new(Cell::new(false));
-            let f = flag.clone();
-            let sleeper = spawn(move || {
-                while !f.get() {
-                    park();
-                }
-                "woken"
-            });
-            let id = sleeper.id();
-            yield_now(); // let it park
-            flag.set(true);
-            assert!(unpark(id));
-            assert_eq!(sleeper.join().unwrap(), "woken");
-            assert!(!unpark(id), "a finished thread's id is stale");
-        })
-        .unwrap();
+    within(
+        "does unpark put a parked thread back on the run queue?",
+        || {
+            Runtime::new()
+                .block_on(|| {
+                    let flag = Rc::new(Cell::new(false));
+                    let f = flag.clone();
+                    let sleeper = spawn(move || {
+                        while !f.get() {
+                            park();
+                        }
+                        "woken"
+                    });
+                    let id = sleeper.id();
+                    yield_now(); // let it park
+                    flag.set(true);
+                    assert!(unpark(id));
+                    assert_eq!(sleeper.join().unwrap(), "woken");
+                    assert!(!unpark(id), "a finished thread's id is stale");
+                })
+                .unwrap();
+        },
+    );
 }
 
 #[test]

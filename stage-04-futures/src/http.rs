@@ -24,8 +24,9 @@ use crate::net::TcpStream;
 /// `GET path` from the HTTP server at `addr`; resolves to the response once
 /// the server has closed the connection (the delay server always does).
 /// A `path` that would break the request line is `InvalidInput` (see
-/// stage 3's `request`); a response longer than [`MAX_RESPONSE`], or cut
-/// short of its `Content-Length`, is `InvalidData`.
+/// stage 3's `request`); a response longer than [`MAX_RESPONSE`], or one
+/// whose body is not as long as its `Content-Length` says, is
+/// `InvalidData`.
 pub async fn get(addr: SocketAddr, path: &str) -> io::Result<Response> {
     let request = netpoll::delayserver::request(addr, path)?;
     let stream = TcpStream::connect(addr).await?;
