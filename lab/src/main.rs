@@ -642,6 +642,42 @@ mod tests {
             .unwrap_or_default()
     }
 
+    /// What a live `cargo lab verify` holds: an exclusive `flock` on
+    /// `.lab/lock` (released by the kernel when the process dies).
+    fn hold_lock_as_a_running_verify(root: &Path) -> std::fs::File {
+        use std::os::fd::AsRawFd;
+        std::fs::create_dir_all(state::dir(root)).unwrap();
+        let file = std::fs::File::create(state::dir(root).join("lock")).unwrap();
+        // SAFETY: `flock` only takes an open fd, which `file` owns.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+        file
+    }
+
+    #[test]
+    fn a_command_run_while_a_verify_runs_leaves_its_stubs_alone_and_says_why() {
+        let (root, lab) = scratch("during-verify");
+        let file = lab.stage.dir.join("src/f.rs");
+        let original = std::fs::read_to_string(&file).unwrap();
+        let _verify = hold_lock_as_a_running_verify(&root);
+        // The running verify has backed the file up and blanked it.
+        edit::back_up(&root, std::slice::from_ref(&file)).unwrap();
+        let mut blanked = Files::read(&lab).unwrap();
+        blanked.set_bodies(&lab, &[None]).unwrap();
+        blanked.write_noted(&root).unwrap();
+        let stubbed = std::fs::read_to_string(&file).unwrap();
+        assert_ne!(stubbed, original);
+
+        let error = run(&root, Command::List).expect_err("refused while verify runs");
+        assert!(error.contains("cargo lab verify"), "{error}");
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            stubbed,
+            "the live verify's stubs were put back under it"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
     #[test]
     fn starting_a_lab_again_outside_git_keeps_your_code_before_blanking_it() {
         let (root, lab) = scratch("start-again");
