@@ -89,6 +89,9 @@ fn workspace_root() -> PathBuf {
 }
 
 fn run(root: &Path, command: Command) -> Result<ExitCode, String> {
+    // A running verify has stubs in place and puts them back itself; only
+    // one that was killed (and so let go of the lock) needs undoing.
+    let _lock = state::lock(root, matches!(command, Command::Verify { .. }))?;
     // A verify that was killed half-way left stubs in place: undo that first.
     let restored = edit::restore_backup(root)?;
     if !restored.is_empty() {
