@@ -310,6 +310,42 @@ mod tests {
     }
 
     #[test]
+    fn an_anchor_that_is_not_a_plain_name_is_refused_before_it_names_a_file() {
+        // `start` keeps a region's solution in .lab/solutions/<id>/<anchor>:
+        // an anchor with a slash or dots could name a file anywhere.
+        for anchor in [
+            "lab_4_1_/../../../x",
+            "lab_4_1_a/b",
+            "lab_4_1_a b",
+            "lab_4_1_",
+        ] {
+            let text = format!(
+                r#"
+                [[lab]]
+                id = "4.1"
+                title = "t"
+                minutes = 1
+                summary = "s"
+                [[lab.region]]
+                file = "src/f.rs"
+                anchor = "{anchor}"
+                stub = 'todo!()'
+                [[lab.grader]]
+                target = "lib"
+                tests = ["t"]
+                "#
+            );
+            let labs: LabsFile = toml::from_str(&text).unwrap();
+            let stage = Stage {
+                number: 4,
+                ..Stage::default()
+            };
+            let error = check(&labs.lab[0], &stage).expect_err(anchor);
+            assert!(error.contains(&format!("{anchor:?}")), "{anchor}: {error}");
+        }
+    }
+
+    #[test]
     fn a_deadline_beyond_a_day_is_refused_with_the_lab_named() {
         let error = check_one("src/f.rs", "timeout_secs = 18446744073709551615").unwrap_err();
         assert!(
