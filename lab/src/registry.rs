@@ -218,6 +218,15 @@ fn check(lab: &Lab, stage: &Stage) -> Result<(), String> {
                 lab.id, region.anchor
             ));
         }
+        // The anchor names files under .lab: letters, digits and `_` only,
+        // as mdBook anchors are, and something after the prefix.
+        let name = &region.anchor[prefix.len()..];
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!(
+                "lab {}: anchor {:?} must be {prefix:?} followed by letters, digits or `_`",
+                lab.id, region.anchor
+            ));
+        }
     }
     for grader in &lab.graders {
         if grader.tests.is_empty() {
