@@ -682,6 +682,24 @@ mod tests {
     }
 
     #[test]
+    fn starting_a_lab_whose_region_holds_another_labs_region_is_refused_and_changes_nothing() {
+        let (root, mut lab) = scratch("nested");
+        let file = lab.stage.dir.join("src/f.rs");
+        let nested = "fn f() -> u32 {\n    // ANCHOR: lab_4_1_f\n    let a = 40;\n    \
+                      // ANCHOR: lab_4_2_g\n    a + 2\n    // ANCHOR_END: lab_4_2_g\n    \
+                      // ANCHOR_END: lab_4_1_f\n}\n";
+        std::fs::write(&file, nested).unwrap();
+        let error = start(&root, &lab).expect_err("lab 4.2 would lose its markers");
+        assert!(error.contains("lab_4_2_g"), "{error}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), nested);
+        // The inner lab is a region of its own and starts as usual.
+        lab.id = "4.2".to_string();
+        lab.regions[0].anchor = "lab_4_2_g".to_string();
+        start(&root, &lab).expect("the inner lab starts");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
     fn starting_a_lab_again_outside_git_keeps_your_code_before_blanking_it() {
         let (root, lab) = scratch("start-again");
         let file = lab.stage.dir.join("src/f.rs");

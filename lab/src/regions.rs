@@ -195,6 +195,40 @@ fn poll() -> u32 {
     }
 
     #[test]
+    fn a_region_holding_another_anchors_markers_is_refused_as_nested() {
+        // Blanking the outer region would delete the inner markers: the
+        // other lab (or the book's listing) would be lost with them.
+        let nested = "\
+// ANCHOR: lab_4_1_outer
+let a = 1;
+// ANCHOR: lab_4_2_inner
+let b = 2;
+// ANCHOR_END: lab_4_2_inner
+// ANCHOR_END: lab_4_1_outer
+";
+        let error = find(nested, "lab_4_1_outer").expect_err("nested");
+        assert!(
+            error.contains("lab_4_2_inner") && error.contains("line 3"),
+            "{error}"
+        );
+        assert!(
+            find(nested, "lab_4_2_inner").is_ok(),
+            "the inner region is fine"
+        );
+        let overlapping = "\
+// ANCHOR: lab_4_1_a
+// ANCHOR: lab_4_1_b
+// ANCHOR_END: lab_4_1_a
+// ANCHOR_END: lab_4_1_b
+";
+        assert!(find(overlapping, "lab_4_1_a").is_err());
+        assert!(find(overlapping, "lab_4_1_b").is_err());
+        let book_anchor =
+            "// ANCHOR: lab_4_1_a\n// ANCHOR_END: listing\n// ANCHOR_END: lab_4_1_a\n";
+        assert!(find(book_anchor, "lab_4_1_a").is_err());
+    }
+
+    #[test]
     fn a_marker_must_match_the_name_exactly() {
         assert!(find(SOURCE, "lab_4_1").is_err());
         assert!(find("// ANCHOR: a\n// ANCHOR: a\n// ANCHOR_END: a\n", "a").is_err());
