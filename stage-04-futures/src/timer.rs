@@ -88,6 +88,27 @@ mod tests {
     use std::rc::Rc;
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "Miri gives each clone of a waker its own vtable address, so \
+                  `will_wake` says false and the (best-effort) dedup does not apply"
+    )]
+    fn polled_again_with_the_no_op_waker_a_timer_registers_only_once() {
+        // The naive executor polls every pending future with `Waker::noop()`
+        // on every event. A clone of that waker may have another vtable
+        // address than the original, so `will_wake(original)` can say no:
+        // each poll then left one more timer in the reactor.
+        let reactor = Rc::new(RecordingReactor::default());
+        let _guard = set_current(reactor.clone());
+        let deadline = Instant::now() + Duration::from_secs(3600);
+        let mut timer = sleep_until(deadline);
+        for _ in 0..3 {
+            assert!(poll_once(Pin::new(&mut timer), Waker::noop()).is_pending());
+        }
+        assert_eq!(reactor.calls(), [ReactorCall::WakeAt(deadline)]);
+    }
+
+    #[test]
     fn a_due_timer_is_ready_without_asking_the_reactor() {
         let (_, waker) = CountingWaker::new();
         let mut timer = sleep_until(Instant::now());
