@@ -57,18 +57,37 @@ impl Future for Sleep {
         // is best effort: a "no" only costs a duplicate timer). A timer wake
         // comes only at or after the deadline, so a registration is never
         // used up early; but it dies with its reactor, hence the installation.
-        let waker = cx.waker();
+        // Clone against clone: a clone of `Waker::noop()` need not share the
+        // original's vtable address, so `will_wake(cx.waker())` could say
+        // no on every poll, while two clones agree.
+        let waker = cx.waker().clone();
         reactor::with_current_installation(|reactor, installation| {
             let held = this
                 .registered
                 .as_ref()
-                .is_some_and(|(held, at)| *at == installation && held.will_wake(waker));
+                .is_some_and(|(held, at)| *at == installation && held.will_wake(&waker));
             if !held {
-                reactor.wake_at(this.deadline, waker);
-                this.registered = Some((waker.clone(), installation));
+                reactor.wake_at(this.deadline, &waker);
+                this.registered = Some((waker, installation));
             }
         });
         Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        // Dropped before its deadline: the reactor that holds our
+        // registration need not keep it (a reactor that counts what waits,
+        // like the naive executor's, would otherwise count it until then).
+        if let Some((waker, installation)) = self.registered.take() {
+            let deadline = self.deadline;
+            reactor::try_with_current_installation(|reactor, current| {
+                if current == installation && Instant::now() < deadline {
+                    reactor.forget_timer(deadline, &waker);
+                }
+            });
+        }
     }
 }
 // ANCHOR_END: sleep
