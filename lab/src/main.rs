@@ -89,6 +89,9 @@ fn workspace_root() -> PathBuf {
 }
 
 fn run(root: &Path, command: Command) -> Result<ExitCode, String> {
+    // A running verify has stubs in place and puts them back itself; only
+    // one that was killed (and so let go of the lock) needs undoing.
+    let _lock = state::lock(root, matches!(command, Command::Verify { .. }))?;
     // A verify that was killed half-way left stubs in place: undo that first.
     let restored = edit::restore_backup(root)?;
     if !restored.is_empty() {
@@ -640,6 +643,60 @@ mod tests {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// What a live `cargo lab verify` holds: an exclusive `flock` on
+    /// `.lab/lock` (released by the kernel when the process dies).
+    fn hold_lock_as_a_running_verify(root: &Path) -> std::fs::File {
+        use std::os::fd::AsRawFd;
+        std::fs::create_dir_all(state::dir(root)).unwrap();
+        let file = std::fs::File::create(state::dir(root).join("lock")).unwrap();
+        // SAFETY: `flock` only takes an open fd, which `file` owns.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+        file
+    }
+
+    #[test]
+    fn a_command_run_while_a_verify_runs_leaves_its_stubs_alone_and_says_why() {
+        let (root, lab) = scratch("during-verify");
+        let file = lab.stage.dir.join("src/f.rs");
+        let original = std::fs::read_to_string(&file).unwrap();
+        let _verify = hold_lock_as_a_running_verify(&root);
+        // The running verify has backed the file up and blanked it.
+        edit::back_up(&root, std::slice::from_ref(&file)).unwrap();
+        let mut blanked = Files::read(&lab).unwrap();
+        blanked.set_bodies(&lab, &[None]).unwrap();
+        blanked.write_noted(&root).unwrap();
+        let stubbed = std::fs::read_to_string(&file).unwrap();
+        assert_ne!(stubbed, original);
+
+        let error = run(&root, Command::List).expect_err("refused while verify runs");
+        assert!(error.contains("cargo lab verify"), "{error}");
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            stubbed,
+            "the live verify's stubs were put back under it"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn starting_a_lab_whose_region_holds_another_labs_region_is_refused_and_changes_nothing() {
+        let (root, mut lab) = scratch("nested");
+        let file = lab.stage.dir.join("src/f.rs");
+        let nested = "fn f() -> u32 {\n    // ANCHOR: lab_4_1_f\n    let a = 40;\n    \
+                      // ANCHOR: lab_4_2_g\n    a + 2\n    // ANCHOR_END: lab_4_2_g\n    \
+                      // ANCHOR_END: lab_4_1_f\n}\n";
+        std::fs::write(&file, nested).unwrap();
+        let error = start(&root, &lab).expect_err("lab 4.2 would lose its markers");
+        assert!(error.contains("lab_4_2_g"), "{error}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), nested);
+        // The inner lab is a region of its own and starts as usual.
+        lab.id = "4.2".to_string();
+        lab.regions[0].anchor = "lab_4_2_g".to_string();
+        start(&root, &lab).expect("the inner lab starts");
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

@@ -38,7 +38,18 @@ fn is_marker(line: &str, keyword: &str, name: &str) -> bool {
         .is_some_and(|rest| rest.trim() == name)
 }
 
-/// Find the region `name` in `text`.
+/// The anchor name of `line` if it is any `ANCHOR:` or `ANCHOR_END:` marker.
+fn any_marker(line: &str) -> Option<&str> {
+    let comment = line.trim().strip_prefix("//")?.trim();
+    let rest = comment
+        .strip_prefix("ANCHOR_END")
+        .or_else(|| comment.strip_prefix("ANCHOR"))?;
+    Some(rest.strip_prefix(':')?.trim())
+}
+
+/// Find the region `name` in `text`. A region may not hold other anchors'
+/// markers: its stub would replace them, and the lab or book listing they
+/// mark would be lost.
 pub fn find(text: &str, name: &str) -> Result<Span, String> {
     let lines: Vec<&str> = text.lines().collect();
     let begins: Vec<usize> = (0..lines.len())
@@ -48,10 +59,20 @@ pub fn find(text: &str, name: &str) -> Result<Span, String> {
         .filter(|&i| is_marker(lines[i], "ANCHOR_END", name))
         .collect();
     match (begins.as_slice(), ends.as_slice()) {
-        ([begin], [end]) if begin < end => Ok(Span {
-            begin_marker: *begin,
-            end_marker: *end,
-        }),
+        ([begin], [end]) if begin < end => {
+            let inner = (begin + 1..*end).find_map(|i| Some((i, any_marker(lines[i])?)));
+            if let Some((line, other)) = inner {
+                return Err(format!(
+                    "{name} holds the marker of `{other}` at line {}: anchors must not \
+                     be nested inside a lab's region (its stub would delete them)",
+                    line + 1
+                ));
+            }
+            Ok(Span {
+                begin_marker: *begin,
+                end_marker: *end,
+            })
+        }
         ([], _) | (_, []) => Err(format!(
             "the markers `// ANCHOR: {name}` and `// ANCHOR_END: {name}` are missing \
              (were they deleted while editing?)"
@@ -192,6 +213,40 @@ fn poll() -> u32 {
         assert!(blanked.contains("    todo!()\r\n"), "{blanked:?}");
         let span = find(&blanked, "lab_4_1_poll").unwrap();
         assert_eq!(replace(&blanked, span, &solution), crlf);
+    }
+
+    #[test]
+    fn a_region_holding_another_anchors_markers_is_refused_as_nested() {
+        // Blanking the outer region would delete the inner markers: the
+        // other lab (or the book's listing) would be lost with them.
+        let nested = "\
+// ANCHOR: lab_4_1_outer
+let a = 1;
+// ANCHOR: lab_4_2_inner
+let b = 2;
+// ANCHOR_END: lab_4_2_inner
+// ANCHOR_END: lab_4_1_outer
+";
+        let error = find(nested, "lab_4_1_outer").expect_err("nested");
+        assert!(
+            error.contains("lab_4_2_inner") && error.contains("line 3"),
+            "{error}"
+        );
+        assert!(
+            find(nested, "lab_4_2_inner").is_ok(),
+            "the inner region is fine"
+        );
+        let overlapping = "\
+// ANCHOR: lab_4_1_a
+// ANCHOR: lab_4_1_b
+// ANCHOR_END: lab_4_1_a
+// ANCHOR_END: lab_4_1_b
+";
+        assert!(find(overlapping, "lab_4_1_a").is_err());
+        assert!(find(overlapping, "lab_4_1_b").is_err());
+        let book_anchor =
+            "// ANCHOR: lab_4_1_a\n// ANCHOR_END: listing\n// ANCHOR_END: lab_4_1_a\n";
+        assert!(find(book_anchor, "lab_4_1_a").is_err());
     }
 
     #[test]

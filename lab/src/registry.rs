@@ -218,6 +218,15 @@ fn check(lab: &Lab, stage: &Stage) -> Result<(), String> {
                 lab.id, region.anchor
             ));
         }
+        // The anchor names files under .lab: letters, digits and `_` only,
+        // as mdBook anchors are, and something after the prefix.
+        let name = &region.anchor[prefix.len()..];
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!(
+                "lab {}: anchor {:?} must be {prefix:?} followed by letters, digits or `_`",
+                lab.id, region.anchor
+            ));
+        }
     }
     for grader in &lab.graders {
         if grader.tests.is_empty() {
@@ -306,6 +315,42 @@ mod tests {
         for file in ["/etc/hosts", "../stage-05-x/src/f.rs", "src/../../f.rs", ""] {
             let error = check_one(file, "").unwrap_err();
             assert!(error.contains(&format!("{file:?}")), "{file}: {error}");
+        }
+    }
+
+    #[test]
+    fn an_anchor_that_is_not_a_plain_name_is_refused_before_it_names_a_file() {
+        // `start` keeps a region's solution in .lab/solutions/<id>/<anchor>:
+        // an anchor with a slash or dots could name a file anywhere.
+        for anchor in [
+            "lab_4_1_/../../../x",
+            "lab_4_1_a/b",
+            "lab_4_1_a b",
+            "lab_4_1_",
+        ] {
+            let text = format!(
+                r#"
+                [[lab]]
+                id = "4.1"
+                title = "t"
+                minutes = 1
+                summary = "s"
+                [[lab.region]]
+                file = "src/f.rs"
+                anchor = "{anchor}"
+                stub = 'todo!()'
+                [[lab.grader]]
+                target = "lib"
+                tests = ["t"]
+                "#
+            );
+            let labs: LabsFile = toml::from_str(&text).unwrap();
+            let stage = Stage {
+                number: 4,
+                ..Stage::default()
+            };
+            let error = check(&labs.lab[0], &stage).expect_err(anchor);
+            assert!(error.contains(&format!("{anchor:?}")), "{anchor}: {error}");
         }
     }
 

@@ -6,6 +6,7 @@
 //! .lab/solutions/5.2/    the solution regions `start` took out, by anchor
 //! .lab/attempts/         a learner's regions that `solution --restore` or a second `start` replaced
 //! .lab/verify-backup/    files `verify` has changed, until it puts them back
+//! .lab/lock              locked by each running command (by `verify` alone)
 //! ```
 
 use std::collections::BTreeMap;
@@ -89,6 +90,54 @@ pub fn save_attempt(root: &Path, id: &str, anchor: &str, text: &str) -> Result<P
     Ok(path)
 }
 
+/// Held for the whole of one `cargo lab` command: shared by most
+/// commands, exclusive by `verify`, which blanks files under everybody.
+/// It is an `flock` on `.lab/lock`, so the kernel drops it when the
+/// process dies, and a killed verify never leaves it behind.
+#[derive(Debug)]
+pub struct Lock {
+    _file: std::fs::File,
+}
+
+/// Take the lock without waiting: `exclusive` for `verify`. An error
+/// names the reason (another command holds it).
+pub fn lock(root: &Path, exclusive: bool) -> Result<Lock, String> {
+    use std::os::fd::AsRawFd;
+    let path = dir(root).join("lock");
+    std::fs::create_dir_all(dir(root))
+        .and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+        })
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))
+        .and_then(|file| {
+            let mode = if exclusive {
+                libc::LOCK_EX
+            } else {
+                libc::LOCK_SH
+            };
+            // SAFETY: `flock` takes an open fd, which `file` owns and keeps
+            // open for as long as the lock is held.
+            if unsafe { libc::flock(file.as_raw_fd(), mode | libc::LOCK_NB) } == 0 {
+                return Ok(Lock { _file: file });
+            }
+            let error = std::io::Error::last_os_error();
+            if error.kind() != std::io::ErrorKind::WouldBlock {
+                return Err(format!("cannot lock {}: {error}", path.display()));
+            }
+            Err(if exclusive {
+                "another `cargo lab` command is running (a `watch`?):                  `cargo lab verify` changes the labs' files, so it runs alone;                  stop the other command first"
+                    .to_string()
+            } else {
+                "a `cargo lab verify` is running and has stubs in the labs' files:                  wait for it to finish (it puts them back)"
+                    .to_string()
+            })
+        })
+}
+
 /// Write a file, making its directory first.
 pub fn write(path: &Path, text: impl AsRef<[u8]>) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
@@ -125,6 +174,23 @@ mod tests {
         assert!(error.contains(".lab/progress"), "{error}");
         let error = save_attempt(&root, "5.2", "lab_5_2_a", "x").unwrap_err();
         assert!(error.contains(".lab/attempts/5.2-lab_5_2_a"), "{error}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn commands_share_the_lock_and_verify_takes_it_alone() {
+        let root = std::env::temp_dir().join(format!("lab-state-lock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let watch = lock(&root, false).unwrap();
+        let hint = lock(&root, false).expect("commands run side by side");
+        let error = lock(&root, true).expect_err("verify waits for the others");
+        assert!(error.contains("runs alone"), "{error}");
+        drop((watch, hint));
+        let verify = lock(&root, true).unwrap();
+        let error = lock(&root, false).expect_err("nothing runs beside verify");
+        assert!(error.contains("`cargo lab verify` is running"), "{error}");
+        drop(verify);
+        lock(&root, false).expect("a verify that ended lets go");
         std::fs::remove_dir_all(&root).unwrap();
     }
 

@@ -20,8 +20,7 @@
 //! the waste a real waker removes (stage 05). [`Stats`] counts it.
 
 use std::cell::RefCell;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -38,16 +37,17 @@ use crate::reactor::{self, Interest, Reactor};
 
 // ANCHOR: poll_reactor
 /// A [`Reactor`] over a `netpoll::Poll`: fds are registered one-shot with
-/// the union of the interests that have a waker; timers sit in a min-heap.
+/// the union of the interests that have a waker; timers sit in a map
+/// ordered by deadline.
 pub struct PollReactor {
     poll: RefCell<netpoll::Poll>,
     registry: Registry,
     events: RefCell<Events>,
     /// The wakers waiting on each fd. The token of an fd is the fd itself.
     fds: RefCell<HashMap<RawFd, FdWaiters>>,
-    /// Min-heap of (deadline, sequence number); the wakers are in `timer_wakers`.
-    timers: RefCell<BinaryHeap<Reverse<(Instant, u64)>>>,
-    timer_wakers: RefCell<HashMap<u64, Waker>>,
+    /// Timers by (deadline, sequence number): the first is due first, and
+    /// a dropped timer's entry is found by its deadline.
+    timers: RefCell<BTreeMap<(Instant, u64), Waker>>,
     next_timer: RefCell<u64>,
 }
 
@@ -90,8 +90,7 @@ impl PollReactor {
             registry,
             events: RefCell::new(Events::with_capacity(256)),
             fds: RefCell::new(HashMap::new()),
-            timers: RefCell::new(BinaryHeap::new()),
-            timer_wakers: RefCell::new(HashMap::new()),
+            timers: RefCell::new(BTreeMap::new()),
             next_timer: RefCell::new(0),
         })
     }
@@ -146,8 +145,8 @@ impl PollReactor {
         let next_timer = self
             .timers
             .borrow()
-            .peek()
-            .map(|Reverse((at, _))| at.saturating_duration_since(now));
+            .first_key_value()
+            .map(|((at, _), _)| at.saturating_duration_since(now));
         let timeout = match (next_timer, max_wait) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -185,13 +184,11 @@ impl PollReactor {
         let now = Instant::now();
         {
             let mut timers = self.timers.borrow_mut();
-            let mut timer_wakers = self.timer_wakers.borrow_mut();
-            while let Some(&Reverse((at, id))) = timers.peek() {
-                if at > now {
+            while let Some(due) = timers.first_entry() {
+                if due.key().0 > now {
                     break;
                 }
-                timers.pop();
-                to_wake.extend(timer_wakers.remove(&id));
+                to_wake.push(due.remove());
             }
         }
         drop(events);
@@ -258,8 +255,19 @@ impl Reactor for PollReactor {
         let mut next = self.next_timer.borrow_mut();
         let id = *next;
         *next += 1;
-        self.timers.borrow_mut().push(Reverse((deadline, id)));
-        self.timer_wakers.borrow_mut().insert(id, waker);
+        self.timers.borrow_mut().insert((deadline, id), waker);
+    }
+
+    fn forget_timer(&self, deadline: Instant, waker: &Waker) {
+        let removed = {
+            let mut timers = self.timers.borrow_mut();
+            let key = timers
+                .range((deadline, 0)..=(deadline, u64::MAX))
+                .find(|(_, held)| held.will_wake(waker))
+                .map(|(key, _)| *key);
+            key.and_then(|key| timers.remove(&key))
+        };
+        drop(removed); // user code: after the borrow
     }
 }
 

@@ -9,7 +9,7 @@
 //!
 //! The leaf futures of this crate do not know which reactor they run on. They
 //! find the *current* reactor of their thread through [`with_current`] and
-//! call the three methods of the [`Reactor`] trait. Two implementations exist
+//! call the methods of the [`Reactor`] trait. Two implementations exist
 //! in the course:
 //!
 //! ```text
@@ -123,6 +123,16 @@ pub trait Reactor {
     /// has passed wakes promptly. A timer whose future was dropped may still
     /// wake its (stale) waker once; wakers tolerate that.
     fn wake_at(&self, deadline: Instant, waker: &Waker);
+
+    /// Called by a timer dropped before its deadline: drop one
+    /// registration of `wake_at(deadline, w)` where `w` wakes the same task
+    /// as `waker`, if there is one (such registrations are interchangeable).
+    /// Without it a dropped timer's registration lives on to its deadline,
+    /// and a reactor that reports "nothing waits" would count it. The
+    /// default keeps the registration; a reactor that can find it should.
+    fn forget_timer(&self, deadline: Instant, waker: &Waker) {
+        let _ = (deadline, waker);
+    }
 }
 // ANCHOR_END: reactor_trait
 
@@ -216,6 +226,18 @@ pub(crate) fn with_current_installation<T>(f: impl FnOnce(&dyn Reactor, u64) -> 
         .flatten();
     // Without a reactor, `with_current` panics (and `installation` is None).
     with_current(|reactor| f(reactor, installation.unwrap_or(0)))
+}
+
+/// Like [`with_current_installation`], but `None` if no reactor is
+/// installed: for `Drop`, which must not panic.
+pub(crate) fn try_with_current_installation<T>(
+    f: impl FnOnce(&dyn Reactor, u64) -> T,
+) -> Option<T> {
+    let installed = CURRENT
+        .try_with(|current| current.borrow().clone())
+        .ok()
+        .flatten()?;
+    Some(f(&*installed.reactor, installed.installation))
 }
 
 /// Whether this thread has a current reactor.

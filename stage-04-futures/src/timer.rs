@@ -57,18 +57,37 @@ impl Future for Sleep {
         // is best effort: a "no" only costs a duplicate timer). A timer wake
         // comes only at or after the deadline, so a registration is never
         // used up early; but it dies with its reactor, hence the installation.
-        let waker = cx.waker();
+        // Clone against clone: a clone of `Waker::noop()` need not share the
+        // original's vtable address, so `will_wake(cx.waker())` could say
+        // no on every poll, while two clones agree.
+        let waker = cx.waker().clone();
         reactor::with_current_installation(|reactor, installation| {
             let held = this
                 .registered
                 .as_ref()
-                .is_some_and(|(held, at)| *at == installation && held.will_wake(waker));
+                .is_some_and(|(held, at)| *at == installation && held.will_wake(&waker));
             if !held {
-                reactor.wake_at(this.deadline, waker);
-                this.registered = Some((waker.clone(), installation));
+                reactor.wake_at(this.deadline, &waker);
+                this.registered = Some((waker, installation));
             }
         });
         Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        // Dropped before its deadline: the reactor that holds our
+        // registration need not keep it (a reactor that counts what waits,
+        // like the naive executor's, would otherwise count it until then).
+        if let Some((waker, installation)) = self.registered.take() {
+            let deadline = self.deadline;
+            reactor::try_with_current_installation(|reactor, current| {
+                if current == installation && Instant::now() < deadline {
+                    reactor.forget_timer(deadline, &waker);
+                }
+            });
+        }
     }
 }
 // ANCHOR_END: sleep
@@ -86,6 +105,27 @@ mod tests {
     use crate::reactor::set_current;
     use crate::testing::{CountingWaker, ReactorCall, RecordingReactor, poll_once};
     use std::rc::Rc;
+
+    #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "Miri gives each clone of a waker its own vtable address, so \
+                  `will_wake` says false and the (best-effort) dedup does not apply"
+    )]
+    fn polled_again_with_the_no_op_waker_a_timer_registers_only_once() {
+        // The naive executor polls every pending future with `Waker::noop()`
+        // on every event. A clone of that waker may have another vtable
+        // address than the original, so `will_wake(original)` can say no:
+        // each poll then left one more timer in the reactor.
+        let reactor = Rc::new(RecordingReactor::default());
+        let _guard = set_current(reactor.clone());
+        let deadline = Instant::now() + Duration::from_secs(3600);
+        let mut timer = sleep_until(deadline);
+        for _ in 0..3 {
+            assert!(poll_once(Pin::new(&mut timer), Waker::noop()).is_pending());
+        }
+        assert_eq!(reactor.calls(), [ReactorCall::WakeAt(deadline)]);
+    }
 
     #[test]
     fn a_due_timer_is_ready_without_asking_the_reactor() {

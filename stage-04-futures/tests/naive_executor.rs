@@ -109,3 +109,26 @@ fn a_timer_that_lost_a_select_finishes_under_a_later_block_on() {
     assert!(matches!(first, Either::Right(())));
     block_on(&mut timer).expect("the timer registers with the new reactor");
 }
+
+#[test]
+fn a_timer_dropped_by_a_select_does_not_hide_that_nothing_can_wake_the_rest() {
+    // The loser registers first (`select` polls it first), then is dropped
+    // when the short timer wins. What follows can never be woken: the
+    // executor must say so now, not once the dropped timer's day is over.
+    let (done, outcome) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let result = block_on(async {
+            let day = sleep(Duration::from_secs(86_400));
+            let winner = select(day, sleep(Duration::from_millis(10))).await;
+            assert!(matches!(winner, Either::Right(())));
+            ready_after(1, ()).await
+        });
+        let _ = done.send(result.map_err(|e| e.to_string()));
+    });
+    let limit = Duration::from_secs(120); // far beyond any machine's need
+    let result = outcome
+        .recv_timeout(limit)
+        .expect("block_on waited for a timer whose future was dropped");
+    let error = result.expect_err("nothing can wake the rest");
+    assert!(error.contains("none waits on the reactor"), "{error}");
+}
