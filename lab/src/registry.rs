@@ -112,10 +112,18 @@ impl fmt::Display for Lab {
     }
 }
 
-/// `"5.2"` to `(5, 2)`.
+/// `"5.2"` to `(5, 2)`. Each number is plain decimal digits without a
+/// leading zero, so that one lab has one spelling (`+5.2` and `5.02` are
+/// not ids: both would otherwise sort as lab 5.2).
 pub fn parse_id(id: &str) -> Option<(u32, u32)> {
+    fn number(text: &str) -> Option<u32> {
+        let plain = !text.is_empty()
+            && text.bytes().all(|b| b.is_ascii_digit())
+            && (text == "0" || !text.starts_with('0'));
+        plain.then(|| text.parse().ok()).flatten()
+    }
     let (stage, lab) = id.split_once('.')?;
-    Some((stage.parse().ok()?, lab.parse().ok()?))
+    Some((number(stage)?, number(lab)?))
 }
 
 /// `path` relative to `root`, as text, for messages.
@@ -246,6 +254,13 @@ mod tests {
         assert!(parse_id("5.10") > parse_id("5.9"));
         assert_eq!(parse_id("5"), None);
         assert_eq!(parse_id("x.1"), None);
+    }
+
+    #[test]
+    fn an_id_has_one_spelling() {
+        for other_spelling in ["+5.2", "5.+2", "05.2", "5.02", " 5.2", "5.2.1", "5.", ".2"] {
+            assert_eq!(parse_id(other_spelling), None, "{other_spelling:?}");
+        }
     }
 
     #[test]
