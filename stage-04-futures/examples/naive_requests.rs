@@ -5,14 +5,27 @@
 //! (defaults: 100 requests, the slowest delayed 500 ms)
 
 use std::io;
+use std::process::ExitCode;
 use std::time::Instant;
 
 use netpoll::delayserver::DelayServer;
 use stackless::naive;
 use stackless::workload::{self, DelayedRequests};
 
-fn main() -> io::Result<()> {
-    let plan = DelayedRequests::from_args(std::env::args().skip(1))?;
+fn main() -> ExitCode {
+    // Read as `OsString`s: `std::env::args` panics on one that is not UTF-8.
+    let args = std::env::args_os().skip(1);
+    match run(args.map(|arg| arg.to_string_lossy().into_owned())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(why) => {
+            eprintln!("naive_requests: {why}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: impl Iterator<Item = String>) -> io::Result<()> {
+    let plan = DelayedRequests::from_args(args)?;
     let (count, max_ms) = (plan.count, plan.max_delay.as_millis());
 
     let server = DelayServer::start()?;

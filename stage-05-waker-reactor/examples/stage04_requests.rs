@@ -7,6 +7,7 @@
 //! (defaults: 100 requests, the slowest delayed 500 ms)
 
 use std::io;
+use std::process::ExitCode;
 use std::time::Instant;
 
 use netpoll::delayserver::DelayServer;
@@ -35,8 +36,20 @@ fn show(label: &str, report: &PollReport, started: Instant) {
     );
 }
 
-fn main() -> io::Result<()> {
-    let plan = DelayedRequests::from_args(std::env::args().skip(1))?;
+fn main() -> ExitCode {
+    // Read as `OsString`s: `std::env::args` panics on one that is not UTF-8.
+    let args = std::env::args_os().skip(1);
+    match run(args.map(|arg| arg.to_string_lossy().into_owned())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(why) => {
+            eprintln!("stage04_requests: {why}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: impl Iterator<Item = String>) -> io::Result<()> {
+    let plan = DelayedRequests::from_args(args)?;
     let (count, max_ms) = (plan.count, plan.max_delay.as_millis());
     let server = DelayServer::start()?;
     println!(
