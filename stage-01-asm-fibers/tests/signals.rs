@@ -25,18 +25,19 @@
 
 use std::any::Any;
 use std::ffi::{c_int, c_void};
-use std::os::unix::process::ExitStatusExt;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 mod common {
+    pub mod report;
     pub mod sentinels;
     #[cfg_attr(target_arch = "riscv64", allow(dead_code))]
     pub mod walk;
 }
 
+use common::report::{self, report_of};
 use common::sentinels::{Sentinels, lost_registers, sentinels, with_sentinels, without_fp_control};
 use common::walk::interrupted_pc;
 use fibers::{Fiber, FiberResult, FpControl, PerFiberFp, SharedFp, Stack, Suspender};
@@ -921,21 +922,8 @@ fn a_signal_at_any_instruction_of_a_switch_changes_nothing_the_fibers_can_see() 
         .env("QEMU_ONE_INSN_PER_TB", "1");
     let output = test_support::output_within(&mut child, test_support::hang_limit())
         .unwrap_or_else(|e| panic!("{TEST_NAME}, in a child process: {e}"));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the child failed ({:?}, signal {:?}); stderr:\n{stderr}",
-        output.status,
-        output.status.signal()
-    );
-    let count = |what: &str| -> usize {
-        stderr
-            .split(what)
-            .nth(1)
-            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).nth(1))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no {what:?} in the child's report:\n{stderr}"))
-    };
+    let stderr = report_of(&output);
+    let count = |what: &str| report::count(&stderr, what);
     eprint!("{stderr}");
     assert!(
         count("inside a switch:") >= SIGNALS_IN_SWITCHES,

@@ -15,14 +15,15 @@
 
 use std::ffi::{c_int, c_void};
 use std::hint::black_box;
-use std::os::unix::process::ExitStatusExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod common {
+    pub mod report;
     pub mod single_step;
     pub mod walk;
 }
 
+use common::report::{self, report_of};
 use common::single_step::{Walk, has_unwind_info, install, trap_flag};
 use fibers::{Fiber, Suspender};
 
@@ -137,21 +138,8 @@ fn an_unwind_from_a_signal_at_any_instruction_of_a_round_trip_never_goes_astray(
         CHILD_ROLE,
         "single_step",
     );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the child failed ({:?}, signal {:?}); stderr:\n{stderr}",
-        output.status,
-        output.status.signal()
-    );
-    let count = |what: &str| -> usize {
-        stderr
-            .split(what)
-            .nth(1)
-            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).nth(1))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no {what:?} in the child's report:\n{stderr}"))
-    };
+    let stderr = report_of(&output);
+    let count = |what: &str| report::count(&stderr, what);
     assert!(
         count("signals:") >= 40,
         "the round trip was not single-stepped:\n{stderr}"
