@@ -300,6 +300,12 @@ mod tests {
     /// `check` of a stage 4 lab with one region in `region_file`, and
     /// `extra` lines in its `[[lab]]` table.
     fn check_one(region_file: &str, extra: &str) -> Result<(), String> {
+        check_region(region_file, "lab_4_1_f", extra)
+    }
+
+    /// `check` of a stage 4 lab with one region, at `anchor` in
+    /// `region_file`, and `extra` lines in its `[[lab]]` table.
+    fn check_region(region_file: &str, anchor: &str, extra: &str) -> Result<(), String> {
         let text = format!(
             r#"
             [[lab]]
@@ -310,7 +316,7 @@ mod tests {
             {extra}
             [[lab.region]]
             file = "{region_file}"
-            anchor = "lab_4_1_f"
+            anchor = "{anchor}"
             stub = 'todo!()'
             [[lab.grader]]
             target = "lib"
@@ -343,28 +349,7 @@ mod tests {
             "lab_4_1_a b",
             "lab_4_1_",
         ] {
-            let text = format!(
-                r#"
-                [[lab]]
-                id = "4.1"
-                title = "t"
-                minutes = 1
-                summary = "s"
-                [[lab.region]]
-                file = "src/f.rs"
-                anchor = "{anchor}"
-                stub = 'todo!()'
-                [[lab.grader]]
-                target = "lib"
-                tests = ["t"]
-                "#
-            );
-            let labs: LabsFile = toml::from_str(&text).unwrap();
-            let stage = Stage {
-                number: 4,
-                ..Stage::default()
-            };
-            let error = check(&labs.lab[0], &stage).expect_err(anchor);
+            let error = check_region("src/f.rs", anchor, "").expect_err(anchor);
             assert!(error.contains(&format!("{anchor:?}")), "{anchor}: {error}");
         }
     }

@@ -6,22 +6,10 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-/// Kills and reaps a child on drop, so a failing test leaves nothing behind.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-        }
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn a_worker_whose_coordinator_stops_mid_frame_exits_with_an_error_instead_of_hanging() {
@@ -69,28 +57,25 @@ fn fifo(dir: &TestDir, name: &str) -> String {
     name.to_string()
 }
 
-fn output_within(mut cmd: std::process::Command, limit: Duration) -> std::process::Output {
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut child = Reaped(child);
-    let status = wait_for(&mut child.0, limit, "mapreduce");
-    let mut stderr = Vec::new();
-    child
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_end(&mut stderr)
-        .unwrap();
-    std::process::Output {
-        status,
-        stdout: Vec::new(),
-        stderr,
-    }
+/// Runs `cmd` to its end with nothing on stdin, killed after
+/// [`job_limit`].
+fn finished(mut cmd: std::process::Command) -> std::process::Output {
+    cmd.stdin(Stdio::null())
+        .output_in_time()
+        .expect("mapreduce runs")
+}
+
+/// The error line of a run that must fail cleanly: exit status 1, never
+/// killed by a signal (an abort, SIGXFSZ). `what` names the run.
+fn failed_cleanly(out: &std::process::Output, what: &str) -> String {
+    let err = stderr_of(out);
+    assert_eq!(
+        out.status.signal(),
+        None,
+        "{what}: killed by a signal instead of reporting the error: {err}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+    err
 }
 
 #[test]
@@ -104,7 +89,7 @@ fn a_fifo_given_as_input_is_refused_at_once_by_every_command() {
     ] {
         let mut cmd = dir.mapreduce();
         cmd.args(&args).arg(&input);
-        let out = output_within(cmd, Duration::from_secs(30));
+        let out = finished(cmd);
         let err = stderr_of(&out);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
         assert!(
@@ -137,14 +122,8 @@ fn a_file_size_limit_fails_the_output_cleanly_and_leaves_no_temporary_file() {
             Ok(())
         });
     }
-    let out = output_within(cmd, Duration::from_secs(60));
-    let err = stderr_of(&out);
-    assert_eq!(
-        out.status.signal(),
-        None,
-        "killed by a signal instead of reporting the error: {err}"
-    );
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let out = finished(cmd);
+    let err = failed_cleanly(&out, "sequential under a file size limit");
     assert!(
         err.contains("mr-out-0"),
         "the message names the file: {err}"
@@ -180,7 +159,7 @@ fn run_removes_the_temporary_files_a_killed_worker_left_in_its_directory() {
         "out",
     ])
     .args(&files);
-    let result = output_within(cmd, job_limit());
+    let result = finished(cmd);
     assert!(result.status.success(), "{}", stderr_of(&result));
     for name in debris {
         assert!(!out.join(name).exists(), "{name} is still there");
@@ -292,14 +271,8 @@ fn a_corpus_larger_than_memory_is_written_in_pieces_until_the_disk_refuses() {
                 Ok(())
             });
         }
-        let result = output_within(cmd, job_limit());
-        let err = stderr_of(&result);
-        assert_eq!(
-            result.status.signal(),
-            None,
-            "{args:?}: killed by a signal instead of reporting the error: {err}"
-        );
-        assert_eq!(result.status.code(), Some(1), "{args:?}: {err}");
+        let result = finished(cmd);
+        let err = failed_cleanly(&result, &format!("{args:?}"));
         assert!(
             err.contains("corpus-000.txt") && err.contains("too large"),
             "{args:?}: the message names the file and the cause: {err}"
@@ -350,14 +323,8 @@ fn an_input_larger_than_memory_is_an_error_naming_it_not_an_abort() {
     ] {
         let mut cmd = dir.mapreduce();
         cmd.args(&args);
-        let result = output_within(cmd, job_limit());
-        let err = stderr_of(&result);
-        assert_eq!(
-            result.status.signal(),
-            None,
-            "{args:?}: killed by a signal: {err}"
-        );
-        assert_eq!(result.status.code(), Some(1), "{args:?}: {err}");
+        let result = finished(cmd);
+        let err = failed_cleanly(&result, &format!("{args:?}"));
         assert!(
             err.contains("huge.txt") && err.contains("memory"),
             "{args:?}: the message names the file and the cause: {err}"
